@@ -1,0 +1,5 @@
+"""Command line interface (placeholder until the commands land)."""
+
+
+def main() -> int:
+    return 0
