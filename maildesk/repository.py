@@ -1,0 +1,185 @@
+"""Reads and writes of stored state used by the ingest pipeline.
+
+All functions take an open SQLAlchemy connection inside the caller's
+transaction, so a message and its ticket change commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from maildesk.db import folders, messages, outbox, settings, ticket_participants, ticket_tags, tickets
+from maildesk.threader import TicketInfo
+
+SECRET_KEY = "message_id_secret"
+
+
+class StoredState:
+    """The :class:`maildesk.threader.ThreadLookup` over the database."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def tickets_for_message_ids(self, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        found: dict[str, int] = {}
+        rows = self.connection.execute(
+            select(messages.c.message_id, messages.c.ticket).where(
+                messages.c.message_id.in_(ids), messages.c.ticket.is_not(None)
+            )
+        )
+        for message_id, ticket in rows:
+            found.setdefault(message_id, ticket)
+        rows = self.connection.execute(
+            select(outbox.c.message_id, outbox.c.ticket).where(
+                outbox.c.message_id.in_(ids), outbox.c.ticket.is_not(None)
+            )
+        )
+        for message_id, ticket in rows:
+            found.setdefault(message_id, ticket)
+        return found
+
+    def ticket_info(self, number: int) -> TicketInfo | None:
+        row = self.connection.execute(
+            select(tickets.c.number, tickets.c.requester, tickets.c.status).where(
+                tickets.c.number == number
+            )
+        ).first()
+        if row is None:
+            return None
+        participants = self.connection.execute(
+            select(ticket_participants.c.address).where(ticket_participants.c.ticket == number)
+        ).scalars()
+        return TicketInfo(row.number, row.requester, frozenset(participants), row.status)
+
+    def ticket_for_thread_index(self, guid: str, sender: str, subject_key: str) -> int | None:
+        return self.connection.execute(
+            select(messages.c.ticket)
+            .join(tickets, tickets.c.number == messages.c.ticket)
+            .where(
+                messages.c.thread_index_guid == guid,
+                messages.c.from_addr == sender,
+                tickets.c.subject_key == subject_key,
+            )
+            .order_by(messages.c.id.desc())
+            .limit(1)
+        ).scalar()
+
+
+def message_id_secret(connection: Connection) -> bytes:
+    """Return the key of the check value in reply Message-IDs, creating it on first use."""
+    value = connection.execute(select(settings.c.value).where(settings.c.key == SECRET_KEY)).scalar()
+    if value is None:
+        value = secrets.token_bytes(32)
+        connection.execute(insert(settings).values(key=SECRET_KEY, value=value))
+    return value
+
+
+def find_duplicate(connection: Connection, dedupe_key: str) -> int | None:
+    return connection.execute(
+        select(messages.c.id).where(messages.c.dedupe_key == dedupe_key)
+    ).scalar()
+
+
+def hashes_for_message_id(connection: Connection, message_id: str) -> set[str]:
+    return set(
+        connection.execute(
+            select(messages.c.content_hash).where(messages.c.message_id == message_id)
+        ).scalars()
+    )
+
+
+def outbox_row_for_message_id(connection: Connection, message_id: str) -> tuple[int, int | None] | None:
+    row = connection.execute(
+        select(outbox.c.id, outbox.c.ticket).where(outbox.c.message_id == message_id)
+    ).first()
+    return (row.id, row.ticket) if row else None
+
+
+def replied_recently(connection: Connection, recipient: str, since: datetime) -> bool:
+    """Return whether an auto-reply to ``recipient`` was queued after ``since``."""
+    count = connection.execute(
+        select(func.count())
+        .select_from(outbox)
+        .where(outbox.c.recipient == recipient, outbox.c.created_at > since)
+    ).scalar_one()
+    return count > 0
+
+
+def create_ticket(connection: Connection, **values: object) -> int:
+    result = connection.execute(insert(tickets).values(**values))
+    number = result.inserted_primary_key[0]
+    assert isinstance(number, int)
+    return number
+
+
+def add_tags(connection: Connection, ticket: int, tags: Sequence[str]) -> None:
+    existing = set(
+        connection.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket == ticket)).scalars()
+    )
+    for tag in tags:
+        if tag not in existing:
+            connection.execute(insert(ticket_tags).values(ticket=ticket, tag=tag))
+            existing.add(tag)
+
+
+def add_participants(connection: Connection, ticket: int, addresses: Sequence[str]) -> None:
+    existing = set(
+        connection.execute(
+            select(ticket_participants.c.address).where(ticket_participants.c.ticket == ticket)
+        ).scalars()
+    )
+    for address in addresses:
+        if address and address not in existing:
+            connection.execute(insert(ticket_participants).values(ticket=ticket, address=address))
+            existing.add(address)
+
+
+def update_ticket(connection: Connection, number: int, **values: object) -> None:
+    connection.execute(update(tickets).where(tickets.c.number == number).values(**values))
+
+
+def ticket_row(connection: Connection, number: int):  # type: ignore[no-untyped-def]
+    return connection.execute(select(tickets).where(tickets.c.number == number)).first()
+
+
+def mark_outbox_bounced(connection: Connection, outbox_id: int, recipient: str) -> None:
+    connection.execute(
+        update(outbox)
+        .where(outbox.c.id == outbox_id)
+        .values(status="failed", last_error=f"bounced: delivery to {recipient} failed")
+    )
+
+
+def folder_state(connection: Connection, name: str) -> tuple[int, int] | None:
+    """Return (UIDVALIDITY, highest stored UID) of a folder, or None before its first sync."""
+    row = connection.execute(
+        select(folders.c.uidvalidity, folders.c.last_uid).where(folders.c.name == name)
+    ).first()
+    return (row.uidvalidity, row.last_uid) if row else None
+
+
+def save_folder_state(
+    connection: Connection, name: str, uidvalidity: int, last_uid: int, now: datetime
+) -> None:
+    values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "last_sync_at": now}
+    result = connection.execute(update(folders).where(folders.c.name == name).values(**values))
+    if result.rowcount == 0:
+        connection.execute(insert(folders).values(name=name, **values))
+
+
+def insert_outbox(connection: Connection, **values: object) -> int:
+    result = connection.execute(insert(outbox).values(**values))
+    row_id = result.inserted_primary_key[0]
+    assert isinstance(row_id, int)
+    return row_id
+
+
+def json_list(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
