@@ -26,6 +26,16 @@ PENDING_FEATURES = {
     "30-outlook-finnish-quote-header": "quote stripping into visible_text",
 }
 
+# Expectations that contradict the bytes of their own case: case name -> (field, corrected value).
+# Case 14's second file name is encoded as %C3%84%C3%A4kk%C3%B6set ("Ääkköset"), while its
+# expect.json lists "Äkköset".
+CORRECTED_EXPECTATIONS = {
+    "14-rfc2231-filename": (
+        "attachments",
+        ["Hyvityslomake päivätty 14.11.2026.pdf", "Ääkköset ja tuotteet.txt"],
+    ),
+}
+
 
 def _cases() -> list[Any]:
     if not CASES_DIR.is_dir():
@@ -52,6 +62,12 @@ def _last_message(desk: Desk, tickets: list[dict[str, Any]]) -> dict[str, Any] |
     return messages[-1] if messages else None
 
 
+def _header_lines_starting(row: dict[str, Any], fragment: str) -> list[str]:
+    lines = [f"{name}: {value}" for name, value in row["headers"].items()]
+    folded = [part.strip() for line in lines for part in line.splitlines()]
+    return [line for line in folded if line.lower().startswith(fragment.lower())]
+
+
 def _files_outside(root: Path, allowed: Path) -> list[Path]:
     return [
         path for path in root.rglob("*")
@@ -66,6 +82,9 @@ def test_shared_case(name: str | None, tmp_path: Path, capsys: pytest.CaptureFix
     """Each shared case ends in the state its expect.json describes."""
     assert name is not None
     expect = json.loads((CASES_DIR / f"{name}.expect.json").read_text(encoding="utf-8"))
+    if name in CORRECTED_EXPECTATIONS:
+        field, value = CORRECTED_EXPECTATIONS[name]
+        expect[field] = value
     monkeypatch.chdir(tmp_path)
     desk = make_desk(tmp_path, capsys)
 
@@ -113,9 +132,12 @@ def test_shared_case(name: str | None, tmp_path: Path, capsys: pytest.CaptureFix
     if "auto_replies_sent" in expect:
         assert expect["auto_replies_sent"] == len(outbox)
     for fragment in expect.get("auto_reply_headers_not_contain", []):
+        # No header field may be, or look like, the forbidden one; the customer's
+        # own subject text may still contain the words.
         for row in outbox:
-            for header, value in row["headers"].items():
-                assert fragment not in f"{header}: {value}"
+            names = [f"{name}:" for name in row["headers"]]
+            assert fragment.lower() not in [name.lower() for name in names]
+            assert [] == _header_lines_starting(row, fragment)
     if expect.get("bounce"):
         bounces = [m for m in ticketless if m["kind"] == "bounce"]
         assert 1 == len(bounces)
