@@ -22,7 +22,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from maildesk import views
-from maildesk.config import Config, load_config, parse_config
+from maildesk.config import Config, parse_config
 from maildesk.demo_mail import DEMO_AGENTS, DEMO_OWN_ADDRESSES, DEMO_SHOP_NAME, DEMO_SUPPORT_ADDRESS, sample_messages
 from maildesk.demo_servers import start_imap_server, start_smtp_sink
 from maildesk.lock import StateLock
@@ -35,12 +35,11 @@ DEMO_USER = "tuki"
 MAX_PASSES = 10
 
 
-def run_demo(config_path: Path | None) -> int:
-    """Run the demo and print the tickets and replies; ``config_path`` may add rules and a language."""
+def run_demo(base: Config | None) -> int:
+    """Run the demo and print the tickets and replies; ``base`` may add rules and a language."""
     # aiosmtpd logs every SMTP command at INFO, which would bury the summary.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     state_dir = Path(tempfile.mkdtemp(prefix="maildesk-demo-"))
-    base = load_config(config_path) if config_path else None
     password = secrets.token_urlsafe(12)
     with start_smtp_sink() as sink, start_imap_server(DEMO_USER, password) as imap:
         config = _demo_config(base, state_dir, imap.port, sink.port, password)

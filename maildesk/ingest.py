@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 
 from sqlalchemy import Connection, Engine, insert
 
@@ -22,10 +21,11 @@ from maildesk import repository as repo
 from maildesk.config import Config
 from maildesk.db import attachments, messages
 from maildesk.errors import MessageParseError
-from maildesk.loopguard import automatic_reason, suppression_reason
+from maildesk.autoreply import AutoReplier
+from maildesk.loopguard import automatic_reason
 from maildesk.message import Address, IncomingMessage, ParsedMessage
 from maildesk.parsing import parse_message
-from maildesk.replies import build_new_ticket_reply, ticket_from_message_id
+from maildesk.replies import ticket_from_message_id
 from maildesk.rules import apply_rules
 from maildesk.storage import FileStore
 from maildesk.threader import ThreadDecision, choose_ticket, subject_key, thread_index_guid
@@ -92,6 +92,7 @@ class Ingestor:
         self.config = config
         self.engine = engine
         self.files = FileStore(config.storage_path)
+        self.replies = AutoReplier(config)
         self.clock = clock
 
     def ingest_batch(
@@ -343,7 +344,10 @@ class Ingestor:
             connection, parsed, customer, now,
             priority=outcome.priority, tags=outcome.tags, status="new",
         )
-        reason = self._reply_suppression(connection, item, parsed, customer, now, options, outcome.autoreply)
+        reason = self.replies.suppression_reason(
+            connection, item, parsed, customer, now, autoreply=options.autoreply,
+            check_age=options.check_age, rule_autoreply=outcome.autoreply,
+        )
         message_row = self._insert_message(
             connection, item, parsed, raw_sha, dedupe_key, now,
             ticket=ticket, direction="inbound", kind="customer", thread_rule="new-ticket",
@@ -351,7 +355,9 @@ class Ingestor:
         )
         queued = False
         if reason is None:
-            self._queue_reply(connection, ticket, parsed, customer, outcome.priority, now, secret)
+            self.replies.queue_new_ticket_reply(
+                connection, ticket, parsed, customer, outcome.priority, now, secret
+            )
             queued = True
         log.info(
             "ticket %s opened for %s (rules=%s priority=%s auto-reply=%s)",
@@ -359,31 +365,6 @@ class Ingestor:
             "queued" if queued else f"suppressed: {reason}",
         )
         return {"message": message_row, "new_ticket": True, "queued": queued, "suppressed": reason}
-
-    def _reply_suppression(
-        self,
-        connection: Connection,
-        item: IncomingMessage,
-        parsed: ParsedMessage,
-        customer: Address,
-        now: datetime,
-        options: IngestOptions,
-        rule_autoreply: bool,
-    ) -> str | None:
-        if not options.autoreply:
-            return "import"
-        sent_at = item.received_at or parsed.date or parsed.received_header_date
-        return suppression_reason(
-            parsed,
-            customer.addr,
-            self.config,
-            age=(now - sent_at) if sent_at else None,
-            check_age=options.check_age,
-            rule_autoreply=rule_autoreply,
-            replied_recently=repo.replied_recently(
-                connection, customer.addr, now - self.config.autoreply.per_sender_window
-            ),
-        )
 
     def _create_ticket(
         self,
@@ -423,47 +404,6 @@ class Ingestor:
             if address != requester and not self.config.is_own(address) and not self.config.is_agent(address)
         ]
         repo.add_participants(connection, ticket, outsiders)
-
-    def _queue_reply(
-        self,
-        connection: Connection,
-        ticket: int,
-        parsed: ParsedMessage,
-        customer: Address,
-        priority: str,
-        now: datetime,
-        secret: bytes,
-    ) -> None:
-        reply = build_new_ticket_reply(
-            config=self.config,
-            ticket_number=ticket,
-            subject=parsed.subject,
-            priority=priority,
-            customer=customer,
-            message=parsed,
-            language=self.config.language,
-            now=now,
-            secret=secret,
-        )
-        repo.insert_outbox(
-            connection,
-            ticket=ticket,
-            kind="new_ticket",
-            message_id=str(reply["Message-ID"]).strip("<>"),
-            recipient=customer.addr,
-            to_addrs=repo.json_list([customer.addr]),
-            subject=str(reply["Subject"]),
-            headers=_headers_json(reply),
-            raw=reply.as_bytes(),
-            status="queued",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            sent_copy="pending" if self._sent_copy_wanted() else "off",
-        )
-
-    def _sent_copy_wanted(self) -> bool:
-        return self.config.mailbox is not None and self.config.mailbox.append_to_sent
 
     def _insert_message(
         self,
@@ -583,7 +523,3 @@ def _count(stats: BatchStats, outcome: dict[str, object]) -> None:
 
 def _addresses_json(addresses: tuple[Address, ...]) -> str:
     return json.dumps([[a.addr, a.name] for a in addresses], ensure_ascii=False)
-
-
-def _headers_json(message: EmailMessage) -> str:
-    return json.dumps({name: str(value) for name, value in message.items()}, ensure_ascii=False)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.errors import MissingHeaderBodySeparatorDefect
+from email.errors import InvalidBase64LengthDefect, MissingHeaderBodySeparatorDefect
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
@@ -376,7 +376,6 @@ def _walk(root: Message, defects: list[str]) -> _Body:
     while stack:
         part, depth, path = stack.pop()
         body.parts.append(part)
-        defects.extend(f"MIME defect: {type(defect).__name__}" for defect in part.defects)
         content_type = part.get_content_type()
         if content_type.startswith("message/"):
             body.attachments.append(_message_attachment(part, content_type, defects))
@@ -394,6 +393,10 @@ def _walk(root: Message, defects: list[str]) -> _Body:
         else:
             paths = [path] * len(children)
         stack.extend(zip(reversed(children), [depth + 1] * len(children), reversed(paths)))
+
+    # Collected last: decoding a payload adds its own defects to the part.
+    for part in body.parts:
+        defects.extend(f"MIME defect: {type(defect).__name__}" for defect in part.defects)
 
     return body
 
@@ -473,6 +476,7 @@ def _text_body(body: _Body) -> str:
 
 
 def _joined_text(leaves: list[_BodyLeaf]) -> str:
+    """Join the text of ``leaves``, a blank line between parts."""
     pieces: list[str] = []
     seen: set[str] = set()
     for leaf in leaves:
@@ -483,8 +487,10 @@ def _joined_text(leaves: list[_BodyLeaf]) -> str:
             continue
         seen.add(normalized)
         pieces.append(piece)
+    if len(pieces) == 1:
+        return pieces[0]
 
-    return "\n".join(pieces)
+    return "\n\n".join(piece.strip("\n") for piece in pieces)
 
 
 def _html_body(leaves: list[_BodyLeaf]) -> str | None:
@@ -549,6 +555,13 @@ def _charset(part: Message) -> str | None:
 
 def _payload_bytes(part: Message) -> bytes:
     payload = part.get_payload(decode=True)
+    if any(isinstance(defect, InvalidBase64LengthDefect) for defect in part.defects):
+        # The stdlib returns the undecoded text when the base64 length is off
+        # by one; dropping the dangling character recovers the rest.
+        raw = part.get_payload()
+        if isinstance(raw, str):
+            # Non-ASCII characters cannot be base64 text; the decoder skips them anyway.
+            return decode_base64_lenient(raw.encode("ascii", "ignore"), [])
 
     return payload if isinstance(payload, bytes) else b""
 

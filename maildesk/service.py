@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from maildesk.db import make_engine
 from maildesk.errors import MaildeskError
 from maildesk.imapsync import MailboxSync
 from maildesk.ingest import BatchStats, Ingestor
+from maildesk.jobs import PeriodicJob, periodic_jobs
 from maildesk.lock import StateLock
 from maildesk.outbox import OutboxSender, SendStats
 from maildesk.schema import upgrade
@@ -89,12 +91,17 @@ class Daemon:
             )
             scheduler.add_job(
                 self._guarded, "interval", args=("sync", sync, sender), id="sync",
-                seconds=mailbox.poll_interval, next_run_time=_now(),
+                seconds=mailbox.poll_interval, next_run_time=datetime.now(UTC),
             )
             scheduler.add_job(
                 self._guarded, "interval", args=("outbox", None, sender), id="outbox",
                 seconds=OUTBOX_INTERVAL_SECONDS,
             )
+            for job in periodic_jobs():
+                scheduler.add_job(
+                    self._guarded_periodic, "interval", args=(job, desk), id=job.name,
+                    seconds=job.interval_seconds,
+                )
             self._install_signal_handlers()
             log.info(
                 "maildesk started: folders %s on %s, polling every %d s",
@@ -124,6 +131,17 @@ class Daemon:
             except Exception:
                 log.exception("%s job failed unexpectedly, retrying at the next run", name)
 
+    def _guarded_periodic(self, job: PeriodicJob, desk: Desk) -> None:
+        with self._job_lock:
+            if self.stop_event.is_set():
+                return
+            try:
+                job.run(desk, datetime.now(UTC))
+            except MaildeskError as exc:
+                log.error("%s job failed, retrying at the next run: %s", job.name, exc)
+            except Exception:
+                log.exception("%s job failed unexpectedly, retrying at the next run", job.name)
+
     def _install_signal_handlers(self) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
             log.info("received %s", signal.Signals(signum).name)
@@ -131,9 +149,3 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)

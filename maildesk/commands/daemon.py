@@ -1,0 +1,77 @@
+"""``run``, ``sync`` and ``import``: the commands that ingest mail and send replies."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from maildesk.config import Config
+from maildesk.errors import MaildeskError
+
+IMPORT_BATCH = 100
+
+
+def register(commands: Any) -> None:
+    run = commands.add_parser("run", help="run the daemon: sync the mailbox and send replies until stopped")
+    run.set_defaults(handler=run_daemon)
+
+    sync = commands.add_parser("sync", help="sync the mailbox and send due replies")
+    sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    sync.set_defaults(handler=sync_command)
+
+    importer = commands.add_parser("import", help="ingest .eml files, Maildir folders or mbox files")
+    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    importer.add_argument(
+        "--auto-reply", action="store_true",
+        help="queue auto-replies for new tickets (every loop-guard rule but the age limit applies)",
+    )
+    importer.set_defaults(handler=import_command)
+
+
+def run_daemon(config: Config, args: argparse.Namespace) -> int:
+    from maildesk.service import Daemon
+
+    return Daemon(config).run()
+
+
+def sync_command(config: Config, args: argparse.Namespace) -> int:
+    from maildesk.service import sync_once
+
+    stats, sent = sync_once(config)
+    print(
+        f"{stats.stored} messages stored, {stats.duplicates} duplicates, "
+        f"{stats.new_tickets} new tickets, {stats.quarantined} quarantined; "
+        f"{sent.sent} replies sent, {sent.retried} to retry, {sent.failed} failed"
+    )
+    return 0
+
+
+def import_command(config: Config, args: argparse.Namespace) -> int:
+    from maildesk.importer import read_messages
+    from maildesk.ingest import BatchStats, IngestOptions
+    from maildesk.lock import StateLock
+    from maildesk.service import Desk
+
+    options = IngestOptions(autoreply=args.auto_reply, check_age=False)
+    total = BatchStats()
+    with StateLock(config.state_dir):
+        desk = Desk.open(config)
+        batch = []
+        try:
+            for item in read_messages(args.paths):
+                batch.append(item)
+                if len(batch) >= IMPORT_BATCH:
+                    total.add(desk.ingestor.ingest_batch(batch, options))
+                    batch = []
+        except OSError as exc:
+            raise MaildeskError(f"reading {exc.filename or 'input'} failed: {exc.strerror or exc}") from exc
+        finally:
+            if batch:
+                total.add(desk.ingestor.ingest_batch(batch, options))
+    print(
+        f"{total.stored} messages stored, {total.duplicates} duplicates, "
+        f"{total.new_tickets} new tickets, {total.quarantined} quarantined, "
+        f"{total.replies_queued} replies queued"
+    )
+    return 0

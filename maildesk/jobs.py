@@ -1,0 +1,28 @@
+"""Periodic jobs besides sync and outbox, run by ``maildesk run``.
+
+Each job is a function ``job(desk, now)`` that does its own transactions.
+The daemon runs every job on the same single worker and under the same lock
+as the sync and outbox jobs, so no two jobs ever overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maildesk.service import Desk
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    interval_seconds: int
+    run: Callable[[Desk, datetime], None]
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    """Return the periodic jobs of the daemon, in the order they are scheduled."""
+    return []
