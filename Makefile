@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench translations clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) -m benchmarks.run
+
+# Extract the translatable strings and merge them into the catalogs.
+translations: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o maildesk/locale/maildesk.pot --no-location --sort-output maildesk
+	for lang in fi sv; do \
+		$(VENV)/bin/pybabel update --quiet -i maildesk/locale/maildesk.pot -d maildesk/locale -D maildesk -l $$lang --ignore-obsolete --no-fuzzy-matching; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

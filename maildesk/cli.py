@@ -10,24 +10,42 @@ from pathlib import Path
 from maildesk.commands import load_modules
 from maildesk.config import default_config_path, load_config
 from maildesk.errors import MaildeskError
+from maildesk.i18n import LANGUAGES, _, activate, language_from_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="maildesk", description="A helpdesk that lives inside an ordinary support mailbox."
+        prog="maildesk", description=_("A helpdesk that lives inside an ordinary support mailbox.")
     )
     parser.add_argument(
         "--config", type=Path, default=None,
-        help="configuration file (default: $MAILDESK_CONFIG, then /etc/maildesk/config.toml)",
+        help=_("configuration file (default: $MAILDESK_CONFIG, then /etc/maildesk/config.toml)"),
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--lang", choices=LANGUAGES,
+        help=_("language of the output (default: from LC_ALL, LC_MESSAGES or LANG)"),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=_("log debug messages too"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
     for module in load_modules():
         module.register(commands)
     return parser
 
 
+def requested_language(argv: list[str]) -> str | None:
+    """Return the value of ``--lang`` in ``argv``, read before the parser exists."""
+    for index, argument in enumerate(argv):
+        if argument == "--lang" and index + 1 < len(argv):
+            return argv[index + 1]
+        if argument.startswith("--lang="):
+            return argument.partition("=")[2]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Help texts are translated when the parser is built, so pick the language first.
+    activate(requested_language(argv) or language_from_environment())
     args = build_parser().parse_args(argv)
     level = logging.INFO
     if getattr(args, "quiet_logs", False):
@@ -45,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config or default_config_path())
         return args.handler(config, args)
     except MaildeskError as exc:
-        print(f"maildesk: error: {exc}", file=sys.stderr)
+        print(_("maildesk: error: {error}").format(error=exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
