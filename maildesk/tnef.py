@@ -62,7 +62,7 @@ def unpack_tnef(data: bytes) -> TnefContent | None:
         return None
     try:
         tnef = TNEF(data, do_checksum=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # tnefparse raises whatever its byte slicing hits on a damaged stream
         # (struct.error, ValueError, UnicodeDecodeError, UnboundLocalError).
         logger.debug("TNEF stream could not be decoded: %r", exc)
@@ -87,8 +87,13 @@ def _attachment_file(attachment: object, codepage: str) -> tuple[str, bytes]:
 
 def _attachment_name(attachment: object, codepage: str) -> str:
     for attribute in getattr(attachment, "mapi_attrs", ()):
-        if attribute.name == _MAPI_ATTACH_LONG_FILENAME:
+        if attribute.name != _MAPI_ATTACH_LONG_FILENAME:
+            continue
+        try:
+            # ``data`` converts the raw value by its declared MAPI type.
             return _as_text(attribute.data, codepage)
+        except (struct.error, ValueError, TypeError, OverflowError):
+            break
     # tnefparse's ``name`` property decodes the 8-bit title as UTF-8 and
     # raises on other bytes, so read the stored value and decode it here.
     return _as_text(getattr(attachment, "_name", b""), codepage)
@@ -238,9 +243,9 @@ def _variable_value_end(body: bytes, offset: int, name: int, multi: bool, depth:
         size = _padded(_uint32(body, offset))
         offset += 4
         value = body[offset : offset + size]
-        if name == _MAPI_ATTACH_DATA_OBJ and value.startswith(_IMESSAGE_SIGNATURE):
-            if not _is_plausible(value[len(_IMESSAGE_SIGNATURE) :], depth + 1):
-                return None
+        embedded = name == _MAPI_ATTACH_DATA_OBJ and value.startswith(_IMESSAGE_SIGNATURE)
+        if embedded and not _is_plausible(value[len(_IMESSAGE_SIGNATURE) :], depth + 1):
+            return None
         offset += size
 
     return offset

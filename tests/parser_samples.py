@@ -36,7 +36,9 @@ def build_message(
     return head + eol + eol + text
 
 
-def simple_message(*extra_headers: str | bytes, body: str | bytes = b"Hei.\r\n", **replace: str) -> bytes:
+def simple_message(
+    *extra_headers: str | bytes, body: str | bytes = b"Hei.\r\n", **replace: str
+) -> bytes:
     """Return a text/plain message with the default headers, some replaced or added.
 
     ``replace`` maps a header name with "_" for "-" (``Message_ID``) to its
@@ -82,7 +84,11 @@ def multipart_message(
     subtype: str, *parts: bytes, boundary: str = "b-outer", extra_headers: tuple[str, ...] = ()
 ) -> bytes:
     """Return a message with the default headers whose body is a multipart of ``parts``."""
-    headers = [*DEFAULT_HEADERS, *extra_headers, f'Content-Type: multipart/{subtype}; boundary="{boundary}"']
+    headers = [
+        *DEFAULT_HEADERS,
+        *extra_headers,
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"',
+    ]
 
     return build_message(*headers, body=multipart_body(boundary, *parts))
 
@@ -120,7 +126,7 @@ def build_tnef(files: list[tuple[bytes, bytes]], body: bytes | None = None) -> b
 
 
 def build_tnef_with_property_count(count: int) -> bytes:
-    """Return a TNEF stream whose MAPI property list claims ``count`` properties but holds none."""
+    """Return a TNEF stream whose MAPI property list claims ``count`` properties but contains none."""
     objects = [
         _tnef_object(_LEVEL_MESSAGE, 0x9006, 0x0008, struct.pack("<I", 0x10000)),
         _tnef_object(_LEVEL_MESSAGE, 0x9003, 0x0006, struct.pack("<I", count) + bytes(8)),

@@ -17,16 +17,24 @@ DAEMON_HEADERS = (
 )
 
 
-def dsn(*recipient_blocks: str, returned: bytes | None = None, report_type: str = "delivery-status") -> bytes:
+def dsn(
+    *recipient_blocks: str, returned: bytes | None = None, report_type: str = "delivery-status"
+) -> bytes:
     """Return a multipart/report with one delivery-status part of ``recipient_blocks``."""
     status = "Reporting-MTA: dns; mx.example.net\r\n\r\n" + "\r\n\r\n".join(recipient_blocks)
     parts = [
-        mime_part("Content-Type: text/plain; charset=us-ascii", body="Your message could not be delivered.\r\n"),
+        mime_part(
+            "Content-Type: text/plain; charset=us-ascii",
+            body="Your message could not be delivered.\r\n",
+        ),
         mime_part("Content-Type: message/delivery-status", body=status + "\r\n"),
     ]
     if returned is not None:
         parts.append(returned)
-    headers = (*DAEMON_HEADERS, f'Content-Type: multipart/report; report-type={report_type}; boundary="r1"')
+    headers = (
+        *DAEMON_HEADERS,
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="r1"',
+    )
 
     return build_message(*headers, body=multipart_body("r1", *parts))
 
@@ -50,7 +58,9 @@ def test_dsn_failed_recipient():
 def test_dsn_bounced_message_id_from_headers():
     """The bounced Message-ID comes from the returned text/rfc822-headers part."""
     parsed = parse_message(
-        dsn("Final-Recipient: rfc822; olli@example.com\r\nAction: failed", returned=RETURNED_HEADERS)
+        dsn(
+            "Final-Recipient: rfc822; olli@example.com\r\nAction: failed", returned=RETURNED_HEADERS
+        )
     )
 
     assert parsed.bounced_message_id == "reply-1@example.fi"
@@ -63,7 +73,9 @@ def test_dsn_bounced_message_id_from_message():
         body="From: tuki@example.fi\r\nMessage-ID: <reply-2@example.fi>\r\nSubject: Re\r\n\r\nText\r\n",
     )
 
-    parsed = parse_message(dsn("Final-Recipient: rfc822; olli@example.com\r\nAction: failed", returned=returned))
+    parsed = parse_message(
+        dsn("Final-Recipient: rfc822; olli@example.com\r\nAction: failed", returned=returned)
+    )
 
     assert parsed.bounced_message_id == "reply-2@example.fi"
 
@@ -97,6 +109,26 @@ def test_delay_report_is_bounce_without_failures():
     assert parsed.failed_recipients == ()
 
 
+def test_delay_report_ignores_text():
+    """A delay report does not list the recipient its text names."""
+    raw = dsn("Final-Recipient: rfc822; slow@example.com\r\nAction: delayed").replace(
+        b"Your message could not be delivered.",
+        b"<slow@example.com>: temporary failure, still trying",
+    )
+
+    assert parse_message(raw).failed_recipients == ()
+
+
+def test_dsn_without_fields_reads_text():
+    """A report whose status part has no recipient fields reads the recipient from its text."""
+    raw = dsn("X-Unknown: 1").replace(
+        b"Your message could not be delivered.",
+        b"<olli@example.com>: host mx.example.com said: 550 unknown user",
+    )
+
+    assert parse_message(raw).failed_recipients == ("olli@example.com",)
+
+
 def test_qmail_bounce_recipient():
     """qmail's plain-text bounce is recognized and its recipient read."""
     body = (
@@ -123,7 +155,9 @@ def test_postfix_text_bounce():
         "<olli@example.com>: host mx.example.com[192.0.2.9] said: 550 5.1.1 unknown user\r\n"
     )
 
-    parsed = parse_message(simple_message(body=body, From="MAILER-DAEMON@mx.example.net", Return_Path="<>"))
+    parsed = parse_message(
+        simple_message(body=body, From="MAILER-DAEMON@mx.example.net", Return_Path="<>")
+    )
 
     assert parsed.is_bounce is True
     assert parsed.failed_recipients == ("olli@example.com",)
@@ -137,7 +171,9 @@ def test_exchange_text_bounce():
         "The email address you entered couldn't be found.\r\n"
     )
 
-    parsed = parse_message(simple_message(body=body, From="postmaster@example.com", Return_Path="<>"))
+    parsed = parse_message(
+        simple_message(body=body, From="postmaster@example.com", Return_Path="<>")
+    )
 
     assert parsed.failed_recipients == ("olli@example.com",)
 
@@ -153,7 +189,11 @@ def test_exim_text_bounce():
         "Reporting-MTA: dns; mx.example.net\r\n"
     )
 
-    parsed = parse_message(simple_message(body=body, From="Mail Delivery System <Mailer-Daemon@mx.example.net>", Return_Path="<>"))
+    parsed = parse_message(
+        simple_message(
+            body=body, From="Mail Delivery System <Mailer-Daemon@mx.example.net>", Return_Path="<>"
+        )
+    )
 
     assert parsed.failed_recipients == ("olli@example.com", "eeva@example.com")
 
@@ -162,7 +202,9 @@ def test_daemon_without_domain_recognized():
     """A From of a bare "MAILER-DAEMON" still marks a null-path text bounce."""
     body = "<olli@example.com>: host mx.example.com said: 550 no such user\r\n"
 
-    parsed = parse_message(simple_message(body=body, From="MAILER-DAEMON (Mail Delivery System)", Return_Path="<>"))
+    parsed = parse_message(
+        simple_message(body=body, From="MAILER-DAEMON (Mail Delivery System)", Return_Path="<>")
+    )
 
     assert parsed.from_ is None
     assert parsed.is_bounce is True

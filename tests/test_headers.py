@@ -85,7 +85,9 @@ def test_charset_aliases_decode(label: str, data: bytes, expected: str):
     assert defects == []
 
 
-@pytest.mark.parametrize("label", ["x-unknown", "x-user-defined", "utf-88", "unicode_escape", "base64"])
+@pytest.mark.parametrize(
+    "label", ["x-unknown", "x-user-defined", "utf-88", "unicode_escape", "base64"]
+)
 def test_unknown_charset_falls_back(label: str):
     """A label Python cannot use decodes as UTF-8, else windows-1252, with a defect."""
     defects: list[str] = []
@@ -198,13 +200,19 @@ def test_half_address_never_returned():
         ("mailto:Aino@Example.com", (Address("aino@example.com"),)),
         ("Aino <aino @ example . com>", (Address("aino@example.com", "Aino"),)),
         ("<@relay.example.net:aino@example.com>", (Address("aino@example.com"),)),
-        ('"aino@example.com" <real@example.net>', (Address("real@example.net", "aino@example.com"),)),
+        (
+            '"aino@example.com" <real@example.net>',
+            (Address("real@example.net", "aino@example.com"),),
+        ),
         ("=?utf-8?Q?aino?=@example.com", (Address("aino@example.com"),)),
         (
             '"Lottery Office transfer"@example.com>',
             (Address('"lottery office transfer"@example.com'),),
         ),
-        ("Tiimi: a@example.com, b@example.com;", (Address("a@example.com"), Address("b@example.com"))),
+        (
+            "Tiimi: a@example.com, b@example.com;",
+            (Address("a@example.com"), Address("b@example.com")),
+        ),
         ("undisclosed-recipients:;", ()),
     ],
 )
@@ -236,7 +244,7 @@ def test_space_in_local_part_rejected():
 
 
 def test_address_without_domain_dropped():
-    """"user@" has no domain and is dropped."""
+    """ "user@" has no domain and is dropped."""
     assert parse_addresses("Aino <aino@>", []) == ()
 
 
@@ -279,7 +287,9 @@ def test_date_converted_to_utc():
 
 def test_naive_date_taken_as_utc():
     """A Date with "-0000" (no zone information) is taken as UTC."""
-    assert parse_date("Mon, 16 Nov 2026 09:14:05 -0000", []) == datetime(2026, 11, 16, 9, 14, 5, tzinfo=UTC)
+    assert parse_date("Mon, 16 Nov 2026 09:14:05 -0000", []) == datetime(
+        2026, 11, 16, 9, 14, 5, tzinfo=UTC
+    )
 
 
 def test_unparseable_date_noted():

@@ -69,5 +69,35 @@ def test_comments_and_conditionals_dropped():
 
 
 def test_malformed_markup_tolerated():
-    """Broken markup gives text instead of an error; a stray "<" is shown as browsers do."""
-    assert html_to_text("<p <b>teksti</i></p></div><") == "teksti\n<"
+    """Unbalanced tags give text instead of an error; a stray "<" is shown as browsers do."""
+    assert html_to_text("<div><p>teksti</i></span></div></p><") == "teksti\n<"
+
+
+def test_break_ending_block_ignored():
+    """A <br> that only ends a block adds no blank line; two <br> do."""
+    assert (
+        html_to_text("<div>yksi<br></div><div>kaksi<br><br></div>kolme") == "yksi\nkaksi\n\nkolme"
+    )
+
+
+def test_unclosed_tags_linear():
+    """Thousands of unclosed "<a" tags are shown as text, not parsed as one tag."""
+    text = html_to_text("<a" * 20000 + ">x")
+
+    assert text.endswith("x")
+
+
+def test_unicode_space_paragraph_kept():
+    """A paragraph holding only a no-break or ideographic space is a blank line."""
+    assert (
+        html_to_text("<p>yksi</p><p>\u3000</p><p>kaksi</p><div>&nbsp;</div>kolme")
+        == "yksi\n\nkaksi\n\nkolme"
+    )
+
+
+def test_pre_block_between_paragraphs():
+    """A <pre> block sits on its own lines without extra blank lines."""
+    assert (
+        html_to_text("<p>ennen</p><pre>  x = 1\n  y = 2</pre><p>jälkeen</p>")
+        == "ennen\n  x = 1\n  y = 2\njälkeen"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -28,7 +29,9 @@ PLAIN = mime_part("Content-Type: text/plain; charset=utf-8", body="Teksti täss�
 HTML = mime_part("Content-Type: text/html; charset=utf-8", body="<p>HTML <b>tässä</b>.</p>\r\n")
 
 
-def attachment_part(disposition: str, content_type: str = "application/pdf", data: bytes = b"%PDF-1.4") -> bytes:
+def attachment_part(
+    disposition: str, content_type: str = "application/pdf", data: bytes = b"%PDF-1.4"
+) -> bytes:
     """Return a base64 part with the given Content-Disposition line."""
     return mime_part(
         f"Content-Type: {content_type}",
@@ -155,12 +158,17 @@ def test_missing_message_id():
 
 def test_message_id_without_brackets():
     """A Message-ID without angle brackets is kept, whitespace stripped."""
-    assert parse_message(simple_message(Message_ID="  abc@example.com  ")).message_id == "abc@example.com"
+    assert (
+        parse_message(simple_message(Message_ID="  abc@example.com  ")).message_id
+        == "abc@example.com"
+    )
 
 
 def test_thread_index_and_topic():
     """Thread-Index is base64-decoded and Thread-Topic decoded."""
-    raw = simple_message("Thread-Index: AQHZAAAA", "Thread-Topic: =?utf-8?Q?Laskun_er=C3=A4p=C3=A4iv=C3=A4?=")
+    raw = simple_message(
+        "Thread-Index: AQHZAAAA", "Thread-Topic: =?utf-8?Q?Laskun_er=C3=A4p=C3=A4iv=C3=A4?="
+    )
 
     parsed = parse_message(raw)
 
@@ -270,7 +278,9 @@ def test_nested_alternative_html_branch():
     """An alternative whose HTML branch is a multipart still shows only the plain branch."""
     related = mime_part(
         'Content-Type: multipart/mixed; boundary="inner"',
-        body=multipart_body("inner", HTML, mime_part("Content-Type: text/html", body="<p>lisää</p>")),
+        body=multipart_body(
+            "inner", HTML, mime_part("Content-Type: text/html", body="<p>lisää</p>")
+        ),
     )
 
     parsed = parse_message(multipart_message("alternative", PLAIN, related))
@@ -295,7 +305,9 @@ def test_unknown_body_charset():
 
 def test_unlabelled_iso_2022_jp_body():
     """An unlabelled 7-bit ISO-2022-JP body is decoded as Japanese."""
-    raw = simple_message("Content-Type: text/plain", body="テストです".encode("iso2022_jp") + b"\r\n")
+    raw = simple_message(
+        "Content-Type: text/plain", body="テストです".encode("iso2022_jp") + b"\r\n"
+    )
 
     assert parse_message(raw).text == "テストです\n"
 
@@ -335,7 +347,9 @@ def test_bare_line_endings(eol: bytes):
         b"From: a@example.com",
         b"Subject: Rivit",
         b'Content-Type: multipart/mixed; boundary="e"',
-        body=multipart_body("e", PLAIN, attachment_part('Content-Disposition: attachment; filename="a.pdf"')),
+        body=multipart_body(
+            "e", PLAIN, attachment_part('Content-Disposition: attachment; filename="a.pdf"')
+        ),
         eol=eol,
     ).replace(b"\r\n", eol)
 
@@ -350,9 +364,14 @@ def test_thousands_of_levels_no_crash():
     """MIME nested 5000 levels deep parses the headers and notes a defect."""
     levels = 5000
     opening = b"".join(
-        b'Content-Type: multipart/mixed; boundary="L%d"\r\n\r\n--L%d\r\n' % (i, i) for i in range(levels)
+        b'Content-Type: multipart/mixed; boundary="L%d"\r\n\r\n--L%d\r\n' % (i, i)
+        for i in range(levels)
     )
-    raw = b"From: a@example.com\r\nSubject: syva\r\n" + opening + b"Content-Type: text/plain\r\n\r\nhei\r\n"
+    raw = (
+        b"From: a@example.com\r\nSubject: syva\r\n"
+        + opening
+        + b"Content-Type: text/plain\r\n\r\nhei\r\n"
+    )
 
     parsed = parse_message(raw)
 
@@ -364,14 +383,17 @@ def test_walk_depth_capped():
     """Parts deeper than MAX_MIME_DEPTH are skipped with a defect."""
     levels = MAX_MIME_DEPTH + 10
     opening = b"".join(
-        b'Content-Type: multipart/mixed; boundary="L%d"\r\n\r\n--L%d\r\n' % (i, i) for i in range(levels)
+        b'Content-Type: multipart/mixed; boundary="L%d"\r\n\r\n--L%d\r\n' % (i, i)
+        for i in range(levels)
     )
     raw = b"From: a@example.com\r\n" + opening + b"Content-Type: text/plain\r\n\r\nsyvalla\r\n"
 
     parsed = parse_message(raw)
 
     assert "syvalla" not in parsed.text
-    assert f"MIME nesting deeper than {MAX_MIME_DEPTH} levels; inner parts skipped" in parsed.defects
+    assert (
+        f"MIME nesting deeper than {MAX_MIME_DEPTH} levels; inner parts skipped" in parsed.defects
+    )
 
 
 def test_broken_boundary_parameter():
@@ -437,7 +459,11 @@ def test_attachment_kinds_collected():
         PLAIN,
         attachment_part('Content-Disposition: attachment; filename="lasku.pdf"'),
         mime_part('Content-Type: text/plain; name="loki.txt"', body="rivi\r\n"),
-        mime_part("Content-Type: application/zip", "Content-Transfer-Encoding: base64", body="UEsDBA==\r\n"),
+        mime_part(
+            "Content-Type: application/zip",
+            "Content-Transfer-Encoding: base64",
+            body="UEsDBA==\r\n",
+        ),
     )
 
     parsed = parse_message(raw)
@@ -458,7 +484,9 @@ def test_inline_image_marked():
         "Content-Transfer-Encoding: base64",
         body="iVBORw0KGgo=\r\n",
     )
-    related = mime_part('Content-Type: multipart/related; boundary="rel"', body=multipart_body("rel", html, image))
+    related = mime_part(
+        'Content-Type: multipart/related; boundary="rel"', body=multipart_body("rel", html, image)
+    )
 
     parsed = parse_message(multipart_message("alternative", PLAIN, related))
 
@@ -484,7 +512,9 @@ def test_rfc2231_continuation_filename():
         "Content-Disposition: attachment;\r\n filename*0*=iso-8859-1''p%E4iv%E4tty%20;\r\n filename*1*=14.11.pdf"
     )
 
-    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == ["päivätty 14.11.pdf"]
+    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == [
+        "päivätty 14.11.pdf"
+    ]
 
 
 def test_rfc2231_preferred_over_name():
@@ -500,16 +530,20 @@ def test_rfc2231_preferred_over_name():
 
 def test_rfc2047_name_used():
     """Without a Content-Disposition filename, the RFC 2047 name of Content-Type is used."""
-    part = mime_part('Content-Type: application/pdf; name="=?iso-8859-1?Q?Hyvitys_p=E4iv=E4.pdf?="', body="x")
+    part = mime_part(
+        'Content-Type: application/pdf; name="=?iso-8859-1?Q?Hyvitys_p=E4iv=E4.pdf?="', body="x"
+    )
 
-    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == ["Hyvitys päivä.pdf"]
+    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == [
+        "Hyvitys päivä.pdf"
+    ]
 
 
 def test_raw_8bit_filename():
     """A raw UTF-8 filename decodes without U+FFFD."""
     part = mime_part(
         "Content-Type: application/pdf",
-        "Content-Disposition: attachment; filename=\"p\xe4iv\xe4.pdf\"".encode(),
+        'Content-Disposition: attachment; filename="p\xe4iv\xe4.pdf"'.encode(),
         body="x",
     )
 
@@ -532,16 +566,36 @@ def test_raw_8bit_filename():
 )
 def test_hostile_filenames_sanitized(disposition: str, expected: str):
     """Path parts, NUL and reserved device names never survive into the filename."""
-    part = mime_part("Content-Type: text/plain", f"Content-Disposition: attachment; {disposition}", body="x")
+    part = mime_part(
+        "Content-Type: text/plain", f"Content-Disposition: attachment; {disposition}", body="x"
+    )
 
     assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == [expected]
 
 
+def test_invalid_content_type_replaced():
+    """A content type with raw 8-bit bytes becomes application/octet-stream."""
+    part = mime_part(
+        b"Content-Type: image/p\xe4ng", b'Content-Disposition: attachment; filename="a"', body="x"
+    )
+
+    parsed = parse_message(multipart_message("mixed", PLAIN, part))
+
+    assert parsed.attachments[0].content_type == "application/octet-stream"
+    assert "invalid content type 'image/päng'" in parsed.defects
+
+
 def test_description_names_unnamed_part():
     """A part without filename is named after its Content-Description."""
-    part = mime_part("Content-Type: message/delivery-status", "Content-Description: Delivery report", body="A: b\r\n")
+    part = mime_part(
+        "Content-Type: message/delivery-status",
+        "Content-Description: Delivery report",
+        body="A: b\r\n",
+    )
 
-    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == ["Delivery report.txt"]
+    assert filenames(parse_message(multipart_message("mixed", PLAIN, part))) == [
+        "Delivery report.txt"
+    ]
 
 
 # --- forwarded messages ----------------------------------------------------------------
@@ -574,6 +628,13 @@ def test_forward_is_one_attachment():
     assert parsed.attachments[0].content_type == "message/rfc822"
     assert b"Message-ID: <order-55120@example.fi>" in parsed.attachments[0].content
     assert b"kuitti.pdf" in parsed.attachments[0].content
+
+
+def test_forward_content_is_original():
+    """The attachment content equals the inner message bytes, up to the final line break."""
+    parsed = parse_message(forward())
+
+    assert parsed.attachments[0].content.rstrip(b"\r\n") == INNER.rstrip(b"\r\n")
 
 
 def test_forward_inner_fields_isolated():
@@ -670,7 +731,9 @@ def test_tnef_body_used_without_text():
 
 def test_redelivery_same_hash():
     """A second delivery with other Received lines and transfer encoding hashes the same."""
-    first = simple_message("Received: from a by b; Mon, 16 Nov 2026 09:14:06 +0200", body="Hyvä päivä\r\n")
+    first = simple_message(
+        "Received: from a by b; Mon, 16 Nov 2026 09:14:06 +0200", body="Hyvä päivä\r\n"
+    )
     second = simple_message(
         "Received: from c by d; Mon, 16 Nov 2026 09:20:00 +0200",
         "Received: from e by c; Mon, 16 Nov 2026 09:19:00 +0200",
@@ -690,11 +753,11 @@ def test_different_mail_different_hash():
 
 
 def test_hash_is_sha256_hex():
-    """content_hash is a sha256 hex digest."""
+    """content_hash is 64 lower-case hex digits, the length of a sha256 digest."""
     digest = parse_message(simple_message()).content_hash
 
     assert len(digest) == len(hashlib.sha256().hexdigest())
-    assert int(digest, 16) >= 0
+    assert set(digest) <= set("0123456789abcdef")
 
 
 @pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n\t"])
@@ -732,11 +795,30 @@ SAMPLES = [
         body=multipart_body(
             "r",
             PLAIN,
-            mime_part("Content-Type: message/delivery-status", body="X: y\r\n\r\nFinal-Recipient: rfc822; a@b.c\r\nAction: failed\r\n"),
+            mime_part(
+                "Content-Type: message/delivery-status",
+                body="X: y\r\n\r\nFinal-Recipient: rfc822; a@b.c\r\nAction: failed\r\n",
+            ),
             mime_part("Content-Type: text/rfc822-headers", body="Message-ID: <m@x>\r\n"),
         ),
     ),
 ]
+
+
+def text_fields(value: object) -> list[str]:
+    """Return every str inside a ParsedMessage, its addresses, attachments and tuples."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [text for item in value for text in text_fields(item)]
+    if dataclasses.is_dataclass(value):
+        return [
+            text
+            for item in dataclasses.fields(value)
+            for text in text_fields(getattr(value, item.name))
+        ]
+
+    return []
 
 
 def assert_parses(raw: bytes) -> None:
@@ -747,9 +829,12 @@ def assert_parses(raw: bytes) -> None:
         assert not raw.strip()
         return
     assert not has_internal_error(parsed)
-    for value in (parsed.subject, parsed.text, parsed.html or "", *(v for _, v in parsed.headers)):
+    for value in text_fields(parsed):
         assert "\x00" not in value
-        value.encode("utf-8")
+        value.encode("utf-8")  # raises on a lone surrogate
+    for name, value in (("subject", parsed.subject), *parsed.headers):
+        assert "\n" not in value, name
+        assert "\r" not in value, name
 
 
 @pytest.fixture(autouse=True)
@@ -758,7 +843,9 @@ def quiet_tnefparse() -> None:
     logging.getLogger("tnefparse").setLevel(logging.CRITICAL)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_never_crash(raw: bytes):
     """Arbitrary bytes parse or, when blank, raise MessageParseError."""
@@ -772,7 +859,10 @@ def mutated_samples(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
         position = draw(st.integers(min_value=0, max_value=max(0, len(data) - 1)))
         action = draw(st.sampled_from(["replace", "insert", "delete", "cut"]))
-        chunk = draw(st.binary(min_size=1, max_size=8) | st.sampled_from([b"\r\n", b"--", b"=?", b"\"", b";", b"<"]))
+        chunk = draw(
+            st.binary(min_size=1, max_size=8)
+            | st.sampled_from([b"\r\n", b"--", b"=?", b'"', b";", b"<"])
+        )
         if action == "replace":
             data[position : position + len(chunk)] = chunk
         elif action == "insert":
@@ -785,7 +875,9 @@ def mutated_samples(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated_samples())
 def test_mutated_mail_never_crashes(raw: bytes):
     """Valid mail with random damage parses without an internal error."""
