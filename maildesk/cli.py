@@ -33,12 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def requested_language(argv: list[str]) -> str | None:
-    """Return the value of ``--lang`` in ``argv``, read before the parser exists."""
-    for index, argument in enumerate(argv):
-        if argument == "--lang" and index + 1 < len(argv):
-            return argv[index + 1]
+    """Return the value of the global ``--lang`` in ``argv``, read before the parser exists.
+
+    Only the options before the command name count, so a command's own
+    ``--lang`` (as in ``templates preview --lang sv``) does not change the
+    language of the output.
+    """
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        argument = argv[index]
         if argument.startswith("--lang="):
             return argument.partition("=")[2]
+        if argument == "--lang" and index + 1 < len(argv):
+            return argv[index + 1]
+        # Skip the value of an option that takes one.
+        index += 2 if argument in ("--config", "--lang") else 1
     return None
 
 
@@ -56,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if not args.verbose:
+        # Alembic logs every migration context and APScheduler every job run at
+        # INFO; maildesk logs what matters of both itself.
+        for noisy in ("alembic", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if not getattr(args, "needs_config", True) and args.config is None:
             config = None

@@ -7,14 +7,17 @@ valid, so a bad config fails at start and not at the first mail.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maildesk.errors import ConfigError
 
@@ -30,6 +33,23 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EXISTING = re.compile(r"^(none|all|since:(\d+)d)$")
 
 
+AUTH_METHODS = ("password", "xoauth2")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OAuthSettings:
+    """XOAUTH2 login: access tokens from the OAuth 2.0 refresh-token grant at ``token_url``."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    refresh_token: str = field(repr=False)
+    # Space-separated scopes to request; empty requests the scopes the refresh token has.
+    scope: str = ""
+    # Where a refresh token that the provider replaced is kept, in the state directory.
+    cache_file: Path | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
     """Connection settings shared by ``[mailbox]`` and ``[smtp]``."""
@@ -42,6 +62,9 @@ class ServerSettings:
     password: str = field(repr=False)
     timeout: float = 60.0
     ca_file: Path | None = None
+    # "password", or "xoauth2" with an empty password and ``oauth`` set.
+    auth: str = "password"
+    oauth: OAuthSettings | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +74,8 @@ class MailboxSettings(ServerSettings):
     append_to_sent: bool = True
     poll_interval: int = 60
     batch_size: int = 200
+    # Wait for new mail with IMAP IDLE where the server offers it, besides polling.
+    idle: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +110,142 @@ class AutoreplySettings:
         }
     )
     templates: Path | None = None
+    # The stated answer time is the later of the target and this percentile of the measured
+    # first-response times of the same priority within estimate_window; 0 turns it off.
+    estimate_percentile: int = 80
+    estimate_window: timedelta = timedelta(days=30)
+    # Fewer measured tickets than this leave the target alone.
+    estimate_min_tickets: int = 5
+    reopened_reply: bool = True
+    closed_reply: bool = False
+    # Limits on auto-replies of every kind; a limit of 0 turns that limit off.
+    per_domain_limit: int = 50
+    per_domain_window: timedelta = timedelta(hours=1)
+    global_limit: int = 200
+    global_window: timedelta = timedelta(hours=1)
+    per_ticket_limit: int = 3
+    # No auto-reply goes to an address for this long after a reply to it bounced.
+    hard_bounce_block: timedelta = timedelta(days=30)
+    faq: tuple[FaqEntry, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaqEntry:
+    """One ``[[autoreply.faq]]`` entry: a short answer added to replies whose mail matches."""
+
+    name: str
+    pattern: re.Pattern[str]
+    # Answer text and optional link per language code; a language without text gets nothing.
+    texts: dict[str, str]
+    urls: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoursSettings:
+    """``[hours]``: when the shop answers, for due times and the times stated in replies."""
+
+    time_zone: str = "Europe/Helsinki"
+    # ISO 3166 code of the country whose public holidays close the shop; "" for none.
+    country: str = "FI"
+    # Christmas Eve (24 December) and Midsummer Eve (the Friday from 19 to 25 June).
+    closed_eves: bool = True
+    # Inclusive (first, last) date ranges when the shop is closed, such as a summer break.
+    closed_dates: tuple[tuple[date, date], ...] = ()
+    # Opening intervals per weekday, Monday first, in minutes after local midnight;
+    # an end of 1440 is midnight at the end of the day.
+    week: tuple[tuple[tuple[int, int], ...], ...] = (((480, 960),),) * 5 + ((),) * 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadingSettings:
+    """``[threading]``: the fallbacks used when no header links a mail to a ticket."""
+
+    # Join the sender's ticket with the same subject (prefixes stripped) when nothing else does.
+    subject_fallback: bool = True
+    subject_fallback_window: timedelta = timedelta(days=7)
+    # A customer reply to a ticket closed longer ago than this opens a new ticket that
+    # links the old one; zero lets every reply reopen its ticket.
+    reopen_limit: timedelta = timedelta(days=30)
+    # Besides agents, the addresses (or "@domain") whose forwards of a customer's mail
+    # into the support mailbox open a ticket for that customer.
+    forwarders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSettings:
+    """``[agents]``: commands by mail, ownership notices and auto-close."""
+
+    # Character between the support address's local part and a command: tuki+close@.
+    plus_separator: str = "+"
+    # authserv-id of the receiving server whose Authentication-Results header is trusted;
+    # empty means commands are not checked against DKIM, SPF or DMARC.
+    trusted_authserv_id: str = ""
+    second_agent_notice: bool = True
+    # Pending tickets without a customer reply for this long are closed; zero turns it off.
+    auto_close_after: timedelta = timedelta(days=7)
+    # Whether the customer gets the auto_close template when a ticket is closed so.
+    auto_close_notice: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeywordSettings:
+    """``[keywords]``: ticket state shown as IMAP keywords or Gmail labels."""
+
+    enabled: bool = True
+    prefix: str = "md:"
+    # Folder for the messages of closed tickets; empty leaves them where they are.
+    closed_folder: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestSettings:
+    """``[digest]``: the overdue digest mailed to agents on the business days of ``[hours]``."""
+
+    # Times of day in the time zone of [hours] at which the digest is sent; empty turns it off.
+    times: tuple[time, ...] = (time(8, 0),)
+    # Default: every address listed in desk.agents ("@domain" entries name nobody).
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """``[retention]``: how long data of closed tickets is kept.
+
+    Each time counts from the ticket's closing, and for mail on no ticket
+    from when it was stored. None sets no limit of its own: the data then
+    stays until a later stage removes its message or ticket, or forever.
+    """
+
+    # Raw messages and attachment files, and the raw copies of sent replies.
+    raw_mail_and_attachments: timedelta | None = None
+    # Messages with their text, addresses and names, and the sent replies; the
+    # ticket keeps only metadata without personal data.
+    message_text: timedelta | None = None
+    # The ticket rows themselves, that is the metadata kept for statistics.
+    ticket_metadata: timedelta | None = None
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
+    """``[limits]``: the most maildesk takes from one message; the rest is left out and noted."""
+
+    # Bytes. A larger message is fetched only up to this size.
+    max_message_size: int = 25 * MIB
+    max_attachment_size: int = 20 * MIB
+    # To and Cc addresses kept per message.
+    max_recipients: int = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """``[metrics]``: Prometheus metrics of ``maildesk run`` over HTTP on a loopback address."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = 9464
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +264,14 @@ class Config:
     autoreply: AutoreplySettings = field(default_factory=AutoreplySettings)
     rules: tuple[Rule, ...] = ()
     existing: str = "since:7d"
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    threading: ThreadingSettings = field(default_factory=ThreadingSettings)
+    agent_settings: AgentSettings = field(default_factory=AgentSettings)
+    keywords: KeywordSettings = field(default_factory=KeywordSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    hours: HoursSettings = field(default_factory=HoursSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def support_domain(self) -> str:
@@ -148,8 +317,16 @@ def default_config_path() -> Path:
 def load_config(path: Path) -> Config:
     """Read and check the TOML file at ``path``."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        content = path.read_bytes()
+        # Editors on Windows may start the file with a byte order mark, which TOML does not allow.
+        text = content.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        data = tomllib.loads(text)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; pass the configuration file itself") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 (invalid byte at offset {exc.start}); save the file as UTF-8"
+        ) from None
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: configuration file not found; copy config.example.toml there "
@@ -165,7 +342,10 @@ def load_config(path: Path) -> Config:
 def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
     """Check a decoded TOML document and build a :class:`Config`."""
     reader = _Reader(path)
-    known = {"desk", "mailbox", "smtp", "database", "storage", "autoreply", "rules", "import"}
+    known = {
+        "desk", "mailbox", "smtp", "database", "storage", "autoreply", "rules", "import", "retention",
+        "threading", "agents", "keywords", "digest", "hours", "limits", "metrics",
+    }
     reader.reject_unknown(data, known, "")
 
     desk = reader.table(data, "desk", required=True)
@@ -173,8 +353,8 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         desk, {"name", "support_address", "language", "agents", "own_addresses", "state_dir"}, "desk"
     )
     support = reader.address(desk, "desk.support_address", required=True)
-    state_dir = Path(
-        reader.string(desk, "desk.state_dir", os.environ.get("STATE_DIRECTORY") or str(DEFAULT_STATE_DIR))
+    state_dir = _relative_to(
+        path, reader.string(desk, "desk.state_dir", os.environ.get("STATE_DIRECTORY") or str(DEFAULT_STATE_DIR))
     )
 
     database = reader.table(data, "database")
@@ -195,13 +375,21 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         agents=reader.address_list(desk, "desk.agents", allow_domains=True),
         own_addresses=reader.address_list(desk, "desk.own_addresses"),
         state_dir=state_dir,
-        mailbox=_mailbox(reader, data),
-        smtp=_smtp(reader, data),
-        database_url=reader.string(database, "database.url", f"sqlite:///{state_dir / 'maildesk.sqlite3'}"),
-        storage_path=Path(reader.string(storage, "storage.path", str(state_dir / "storage"))),
+        mailbox=_with_token_cache(_mailbox(reader, data), state_dir),
+        smtp=_with_token_cache(_smtp(reader, data), state_dir),
+        database_url=_database_url(reader, database, state_dir),
+        storage_path=_relative_to(path, reader.string(storage, "storage.path", str(state_dir / "storage"))),
         autoreply=_autoreply(reader, data),
         rules=_rules(reader, data),
         existing=existing,
+        retention=_retention(reader, data),
+        threading=_threading(reader, data),
+        agent_settings=_agent_settings(reader, data),
+        keywords=_keywords(reader, data),
+        digest=_digest(reader, data),
+        hours=_hours(reader, data),
+        limits=_limits(reader, data),
+        metrics=_metrics(reader, data),
     )
 
 
@@ -231,16 +419,54 @@ def _server_fields(reader: _Reader, table: dict[str, Any], section: str) -> dict
         "port": port,
         "security": security,
         "username": reader.string(table, f"{section}.username", required=True),
-        "password": _password(reader, table, section),
+        **_credentials(reader, table, section),
         "timeout": float(reader.integer(table, f"{section}.timeout", 60, minimum=1, maximum=3600)),
         "ca_file": Path(ca_file) if ca_file else None,
     }
 
 
+_OAUTH_KEYS = {
+    "oauth_token_url", "oauth_client_id", "oauth_scope",
+    "oauth_client_secret", "oauth_client_secret_file", "oauth_client_secret_env",
+    "oauth_refresh_token", "oauth_refresh_token_file", "oauth_refresh_token_env",
+}
 _SERVER_KEYS = {
     "host", "port", "security", "username", "password", "password_file", "password_env",
-    "timeout", "ca_file",
-}
+    "timeout", "ca_file", "auth",
+} | _OAUTH_KEYS
+
+
+def _credentials(reader: _Reader, table: dict[str, Any], section: str) -> dict[str, Any]:
+    auth = reader.choice(table, f"{section}.auth", AUTH_METHODS, "password")
+    if auth == "password":
+        return {"auth": auth, "password": _password(reader, table, section)}
+    for key in ("password", "password_file", "password_env"):
+        if key in table:
+            # The value is a secret, so the message names only the key.
+            reader.fail(f"{section}.{key}", "(set)", f'no password when {section}.auth = "xoauth2"')
+    token_url = reader.string(table, f"{section}.oauth_token_url", required=True)
+    host = urllib.parse.urlsplit(token_url).hostname or ""
+    if not (token_url.startswith("https://") or (token_url.startswith("http://") and _is_loopback(host))):
+        reader.fail(
+            f"{section}.oauth_token_url", token_url,
+            "an https:// URL (http:// only for a loopback host), because it carries the refresh token",
+        )
+    oauth = OAuthSettings(
+        token_url=token_url,
+        client_id=reader.string(table, f"{section}.oauth_client_id", required=True),
+        client_secret=_secret(reader, table, section, "oauth_client_secret", required=False),
+        refresh_token=_secret(reader, table, section, "oauth_refresh_token", required=True),
+        scope=reader.string(table, f"{section}.oauth_scope", ""),
+    )
+    return {"auth": auth, "password": "", "oauth": oauth}
+
+
+def _with_token_cache(settings: Any, state_dir: Path) -> Any:
+    """Give XOAUTH2 settings their file for replaced refresh tokens in the state directory."""
+    if settings is None or settings.oauth is None:
+        return settings
+    oauth = dataclasses.replace(settings.oauth, cache_file=state_dir / f"oauth-{settings.section}.json")
+    return dataclasses.replace(settings, oauth=oauth)
 
 
 def _mailbox(reader: _Reader, data: dict[str, Any]) -> MailboxSettings | None:
@@ -249,19 +475,23 @@ def _mailbox(reader: _Reader, data: dict[str, Any]) -> MailboxSettings | None:
     table = reader.table(data, "mailbox")
     reader.reject_unknown(
         table,
-        _SERVER_KEYS | {"folders", "sent_folder", "append_to_sent", "poll_interval", "batch_size"},
+        _SERVER_KEYS
+        | {"folders", "sent_folder", "append_to_sent", "poll_interval", "batch_size", "idle"},
         "mailbox",
     )
-    folders = reader.string_list(table, "mailbox.folders", ["INBOX"])
+    sent_folder = reader.string(table, "mailbox.sent_folder", "Sent")
+    # Agents' replies sent from the shared mailbox land in the Sent folder, so it is read too.
+    folders = reader.string_list(table, "mailbox.folders", ["INBOX", sent_folder])
     if not folders:
         reader.fail("mailbox.folders", "[]", 'a list with at least one folder, such as ["INBOX"]')
     return MailboxSettings(
         **_server_fields(reader, table, "mailbox"),
-        folders=tuple(folders),
-        sent_folder=reader.string(table, "mailbox.sent_folder", "Sent"),
+        folders=tuple(dict.fromkeys(folders)),
+        sent_folder=sent_folder,
         append_to_sent=reader.boolean(table, "mailbox.append_to_sent", True),
         poll_interval=reader.integer(table, "mailbox.poll_interval", 60, minimum=5, maximum=86400),
         batch_size=reader.integer(table, "mailbox.batch_size", 200, minimum=1, maximum=5000),
+        idle=reader.boolean(table, "mailbox.idle", True),
     )
 
 
@@ -276,38 +506,80 @@ def _smtp(reader: _Reader, data: dict[str, Any]) -> SmtpSettings | None:
     )
 
 
+def _relative_to(config_path: Path | None, value: str) -> Path:
+    """Return ``value`` as a path, a relative one taken from the config file's folder.
+
+    The working directory is no anchor: under systemd it is ``/``.
+    """
+    path = Path(value)
+    if path.is_absolute() or config_path is None:
+        return path
+    return config_path.resolve().parent / path
+
+
+def _database_url(reader: _Reader, table: dict[str, Any], state_dir: Path) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    value = reader.string(table, "database.url", f"sqlite:///{state_dir / 'maildesk.sqlite3'}")
+    try:
+        make_url(value).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        reader.fail("database.url", value, 'a SQLAlchemy URL such as "sqlite:////var/lib/maildesk/maildesk.sqlite3"')
+    except ImportError as exc:
+        reader.fail("database.url", value, f"a database whose driver is installed ({exc})")
+    return value
+
+
 def _password(reader: _Reader, table: dict[str, Any], section: str) -> str:
-    given = [key for key in ("password", "password_file", "password_env") if key in table]
-    if len(given) != 1:
+    return _secret(reader, table, section, "password", required=True)
+
+
+def _secret(reader: _Reader, table: dict[str, Any], section: str, base: str, *, required: bool) -> str:
+    """Read the secret ``base`` given as ``base``, ``base_file`` or ``base_env``; "" when optional and unset."""
+    keys = (base, f"{base}_file", f"{base}_env")
+
+    given = [key for key in keys if key in table]
+    if len(given) > 1 or (required and not given):
         reader.fail(
-            f"{section}.password",
+            f"{section}.{base}",
             ", ".join(given) or "(none)",
-            "exactly one of password, password_file or password_env",
+            f"{'exactly' if required else 'at most'} one of {keys[0]}, {keys[1]} or {keys[2]}",
         )
+    if not given:
+        return ""
     key = given[0]
     value = reader.string(table, f"{section}.{key}", required=True)
-    if key == "password":
+    if key == base:
         return value
-    if key == "password_env":
+    if key.endswith("_env"):
         secret = os.environ.get(value)
         if secret is None:
-            reader.fail(f"{section}.password_env", value, "the name of a set environment variable")
+            reader.fail(f"{section}.{key}", value, "the name of a set environment variable")
         return secret
     secret_path = Path(value)
-    if not secret_path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
-        secret_path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / secret_path
+    if not secret_path.is_absolute():
+        # systemd's LoadCredential= hands the file to the service in $CREDENTIALS_DIRECTORY;
+        # a command run by hand finds the same name beside the config file.
+        if os.environ.get("CREDENTIALS_DIRECTORY"):
+            secret_path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / secret_path
+        elif reader.path is not None:
+            secret_path = reader.path.parent / secret_path
     try:
-        return secret_path.read_text(encoding="utf-8").rstrip("\r\n")
+        secret = secret_path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        reader.fail(f"{section}.password_file", value, f"a readable file ({exc.strerror})")
-    raise AssertionError("unreachable")
+        reader.fail(f"{section}.{key}", value, f"a readable file ({exc.strerror})")
+        raise AssertionError("unreachable") from None
+    except UnicodeDecodeError:
+        reader.fail(f"{section}.{key}", value, "a file in UTF-8")
+    if not secret:
+        reader.fail(f"{section}.{key}", value, "a file that contains the password, not an empty one")
+    return secret
 
 
 def _autoreply(reader: _Reader, data: dict[str, Any]) -> AutoreplySettings:
     table = reader.table(data, "autoreply")
-    reader.reject_unknown(
-        table, {"enabled", "max_age", "per_sender_window", "targets", "templates"}, "autoreply"
-    )
+    reader.reject_unknown(table, _AUTOREPLY_KEYS, "autoreply")
     defaults = AutoreplySettings()
     targets = dict(defaults.targets)
     target_table = reader.table(table, "targets", prefix="autoreply.")
@@ -324,6 +596,253 @@ def _autoreply(reader: _Reader, data: dict[str, Any]) -> AutoreplySettings:
         ),
         targets=targets,
         templates=Path(templates) if templates else None,
+        estimate_percentile=reader.integer(
+            table, "autoreply.estimate_percentile", defaults.estimate_percentile,
+            minimum=0, maximum=100,
+        ),
+        estimate_window=reader.duration(table, "autoreply.estimate_window", defaults.estimate_window),
+        estimate_min_tickets=reader.integer(
+            table, "autoreply.estimate_min_tickets", defaults.estimate_min_tickets,
+            minimum=1, maximum=100000,
+        ),
+        reopened_reply=reader.boolean(table, "autoreply.reopened_reply", True),
+        closed_reply=reader.boolean(table, "autoreply.closed_reply", False),
+        per_domain_limit=reader.integer(
+            table, "autoreply.per_domain_limit", defaults.per_domain_limit,
+            minimum=0, maximum=1000000,
+        ),
+        per_domain_window=reader.duration(
+            table, "autoreply.per_domain_window", defaults.per_domain_window
+        ),
+        global_limit=reader.integer(
+            table, "autoreply.global_limit", defaults.global_limit, minimum=0, maximum=1000000
+        ),
+        global_window=reader.duration(table, "autoreply.global_window", defaults.global_window),
+        per_ticket_limit=reader.integer(
+            table, "autoreply.per_ticket_limit", defaults.per_ticket_limit, minimum=0, maximum=1000
+        ),
+        hard_bounce_block=reader.duration(
+            table, "autoreply.hard_bounce_block", defaults.hard_bounce_block
+        ),
+        faq=_faq_entries(reader, table),
+    )
+
+
+_AUTOREPLY_KEYS = {
+    "enabled", "max_age", "per_sender_window", "targets", "templates", "estimate_percentile",
+    "estimate_window", "estimate_min_tickets", "reopened_reply", "closed_reply",
+    "per_domain_limit", "per_domain_window", "global_limit", "global_window", "per_ticket_limit",
+    "hard_bounce_block", "faq",
+}
+
+
+def _faq_entries(reader: _Reader, table: dict[str, Any]) -> tuple[FaqEntry, ...]:
+    raw_entries = table.get("faq", [])
+    if not isinstance(raw_entries, list):
+        reader.fail("autoreply.faq", raw_entries, "an array of tables written as [[autoreply.faq]]")
+    entries = []
+    for index, entry in enumerate(raw_entries):
+        where = f"autoreply.faq[{index}]"
+        if not isinstance(entry, dict):
+            reader.fail(where, entry, "a table written as [[autoreply.faq]]")
+        reader.reject_unknown(entry, {"name", "match", "url", *LANGUAGES}, where)
+        texts = {lang: reader.string(entry, f"{where}.{lang}", "") for lang in LANGUAGES}
+        texts = {lang: text.strip() for lang, text in texts.items() if text.strip()}
+        if not texts:
+            reader.fail(where, "(no text)", f"an answer in at least one of {', '.join(LANGUAGES)}")
+        entries.append(
+            FaqEntry(
+                name=reader.string(entry, f"{where}.name", f"faq {index + 1}"),
+                pattern=reader.regex(entry, f"{where}.match"),
+                texts=texts,
+                urls=_faq_urls(reader, entry, where),
+            )
+        )
+    return tuple(entries)
+
+
+def _faq_urls(reader: _Reader, entry: dict[str, Any], where: str) -> dict[str, str]:
+    """Return the link of an FAQ entry per language: one ``url`` for all, or a table of them."""
+    value = entry.get("url", {})
+    if isinstance(value, str):
+        value = {lang: value for lang in LANGUAGES}
+    if not isinstance(value, dict):
+        reader.fail(f"{where}.url", value, "a URL, or a table of URLs per language")
+    reader.reject_unknown(value, set(LANGUAGES), f"{where}.url")
+    for lang, url in value.items():
+        # Only web and mail links reach a reply, never javascript: or data: URLs.
+        if not isinstance(url, str) or not re.fullmatch(r"(?:https?://|mailto:)[^\s<>\"]+", url):
+            reader.fail(f"{where}.url", url, "an https://, http:// or mailto: URL without spaces")
+    return dict(value)
+
+
+_DAY_KEYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# "8-16", "08:00-16:30": hours 0 to 24 with optional minutes.
+_INTERVAL = re.compile(
+    r"^\s*([01]?\d|2[0-4])(?::([0-5]\d))?\s*-\s*([01]?\d|2[0-4])(?::([0-5]\d))?\s*$"
+)
+
+
+def _hours(reader: _Reader, data: dict[str, Any]) -> HoursSettings:
+    table = reader.table(data, "hours")
+    reader.reject_unknown(
+        table, {"time_zone", "country", "closed_eves", "closed_dates", *_DAY_KEYS}, "hours"
+    )
+    defaults = HoursSettings()
+    time_zone = reader.string(table, "hours.time_zone", defaults.time_zone)
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        reader.fail(
+            "hours.time_zone", time_zone, 'an IANA time zone name such as "Europe/Helsinki"'
+        )
+    country = reader.string(table, "hours.country", defaults.country).strip().upper()
+    if country and country not in _holiday_countries():
+        reader.fail(
+            "hours.country", country,
+            'an ISO 3166 country code that the holidays package knows, such as "FI", or ""',
+        )
+    week = tuple(
+        _day_intervals(reader, table, f"hours.{key}", default)
+        for key, default in zip(_DAY_KEYS, defaults.week)
+    )
+    if not any(week):
+        reader.fail(
+            "hours", "(every day closed)",
+            'opening hours on at least one weekday, such as monday = "8-16"',
+        )
+    return HoursSettings(
+        time_zone=time_zone,
+        country=country,
+        closed_eves=reader.boolean(table, "hours.closed_eves", True),
+        closed_dates=tuple(
+            _date_range(reader, value)
+            for value in reader.string_list(table, "hours.closed_dates", [])
+        ),
+        week=week,
+    )
+
+
+def _holiday_countries() -> set[str]:
+    import holidays
+
+    return set(holidays.list_supported_countries())
+
+
+def _day_intervals(
+    reader: _Reader, table: dict[str, Any], key: str, default: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    """Parse ``"8-16"``, ``"08:00-11:30, 12:00-16:00"`` or ``"closed"`` into minute intervals."""
+    if key.rpartition(".")[2] not in table:
+        return default
+    value = reader.string(table, key, "")
+    if value.strip().lower() in ("", "closed"):
+        return ()
+    intervals = []
+    for part in value.split(","):
+        match = _INTERVAL.match(part)
+        if match is None:
+            reader.fail(
+                key, value,
+                'opening hours such as "8-16" or "08:00-11:30, 12:00-16:00", or "closed"',
+            )
+        start = int(match.group(1)) * 60 + int(match.group(2) or 0)
+        end = int(match.group(3)) * 60 + int(match.group(4) or 0)
+        if not 0 <= start < end <= 1440:
+            reader.fail(key, value, "intervals whose start is before their end, within 00:00-24:00")
+        intervals.append((start, end))
+    intervals.sort()
+    if any(earlier[1] > later[0] for earlier, later in zip(intervals, intervals[1:])):
+        reader.fail(key, value, "intervals that do not overlap")
+    return tuple(intervals)
+
+
+def _date_range(reader: _Reader, value: str) -> tuple[date, date]:
+    """Parse ``"2026-07-06"`` or ``"2026-07-06..2026-07-31"`` into an inclusive date range."""
+    first_text, _, last_text = value.partition("..")
+    try:
+        first = date.fromisoformat(first_text.strip())
+        last = date.fromisoformat(last_text.strip()) if last_text else first
+    except ValueError:
+        reader.fail(
+            "hours.closed_dates", value, 'dates such as "2026-12-31" or "2026-07-06..2026-07-31"'
+        )
+    if last < first:
+        reader.fail("hours.closed_dates", value, "a range whose first date is not after its last")
+    return first, last
+
+
+def _threading(reader: _Reader, data: dict[str, Any]) -> ThreadingSettings:
+    table = reader.table(data, "threading")
+    reader.reject_unknown(
+        table, {"subject_fallback", "subject_fallback_window", "reopen_limit", "forwarders"}, "threading"
+    )
+    defaults = ThreadingSettings()
+    return ThreadingSettings(
+        subject_fallback=reader.boolean(table, "threading.subject_fallback", True),
+        subject_fallback_window=reader.duration(
+            table, "threading.subject_fallback_window", defaults.subject_fallback_window
+        ),
+        reopen_limit=reader.duration(table, "threading.reopen_limit", defaults.reopen_limit),
+        forwarders=reader.address_list(table, "threading.forwarders", allow_domains=True),
+    )
+
+
+_PLUS_SEPARATORS = ("+", "-", "_", "=", ".")
+
+
+def _agent_settings(reader: _Reader, data: dict[str, Any]) -> AgentSettings:
+    table = reader.table(data, "agents")
+    reader.reject_unknown(
+        table,
+        {
+            "plus_separator", "trusted_authserv_id", "second_agent_notice", "auto_close_after",
+            "auto_close_notice",
+        },
+        "agents",
+    )
+    defaults = AgentSettings()
+    authserv_id = reader.string(table, "agents.trusted_authserv_id", "").strip().lower()
+    if authserv_id and not re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", authserv_id):
+        reader.fail("agents.trusted_authserv_id", authserv_id, "a host name such as mx.example.fi")
+    return AgentSettings(
+        plus_separator=reader.choice(table, "agents.plus_separator", _PLUS_SEPARATORS, "+"),
+        trusted_authserv_id=authserv_id,
+        second_agent_notice=reader.boolean(table, "agents.second_agent_notice", True),
+        auto_close_after=reader.duration(table, "agents.auto_close_after", defaults.auto_close_after),
+        auto_close_notice=reader.boolean(table, "agents.auto_close_notice", False),
+    )
+
+
+def _keywords(reader: _Reader, data: dict[str, Any]) -> KeywordSettings:
+    table = reader.table(data, "keywords")
+    reader.reject_unknown(table, {"enabled", "prefix", "closed_folder"}, "keywords")
+    prefix = reader.string(table, "keywords.prefix", "md:")
+    # An IMAP keyword is an atom (RFC 3501 section 9), and a leading backslash marks a system flag.
+    if not re.fullmatch(r"[A-Za-z0-9$:_.+/-]{1,20}", prefix):
+        reader.fail(
+            "keywords.prefix", prefix,
+            "1 to 20 characters of A-Z, a-z, 0-9 and $ : _ . + / -, such as \"md:\"",
+        )
+    return KeywordSettings(
+        enabled=reader.boolean(table, "keywords.enabled", True),
+        prefix=prefix,
+        closed_folder=reader.string(table, "keywords.closed_folder", ""),
+    )
+
+
+def _digest(reader: _Reader, data: dict[str, Any]) -> DigestSettings:
+    table = reader.table(data, "digest")
+    reader.reject_unknown(table, {"times", "recipients"}, "digest")
+    times = []
+    for value in reader.string_list(table, "digest.times", ["08:00"]):
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if match is None:
+            reader.fail("digest.times", value, 'times of day written as "HH:MM", such as "08:00"')
+        times.append(time(int(match.group(1)), int(match.group(2))))
+    return DigestSettings(
+        times=tuple(sorted(set(times))),
+        recipients=reader.address_list(table, "digest.recipients"),
     )
 
 
@@ -357,6 +876,89 @@ def _rules(reader: _Reader, data: dict[str, Any]) -> tuple[Rule, ...]:
             )
         )
     return tuple(rules)
+
+
+_RETENTION_KEYS = ("raw_mail_and_attachments", "message_text", "ticket_metadata")
+
+
+def _retention(reader: _Reader, data: dict[str, Any]) -> RetentionSettings:
+    table = reader.table(data, "retention")
+    reader.reject_unknown(table, set(_RETENTION_KEYS), "retention")
+    limits = {key: _retention_limit(reader, table, f"retention.{key}") for key in _RETENTION_KEYS}
+    # Each stage also removes what the stages before it cover, so a limit
+    # longer than a later stage's limit would never take effect.
+    for index, shorter in enumerate(_RETENTION_KEYS):
+        for longer in _RETENTION_KEYS[index + 1:]:
+            first, second = limits[shorter], limits[longer]
+            if first is not None and second is not None and first > second:
+                reader.fail(
+                    f"retention.{shorter}",
+                    table[shorter],
+                    f"a time no longer than retention.{longer} ({table[longer]}), because "
+                    f"removing the {longer.replace('_', ' ')} removes these too",
+                )
+    return RetentionSettings(**limits)
+
+
+def _retention_limit(reader: _Reader, table: dict[str, Any], key: str) -> timedelta | None:
+    """Return a retention time, or None for 0, "0" or a missing key (keep forever)."""
+    value = table.get(key.rpartition(".")[2])
+    if value is None or value == 0 or value == "0":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str):
+        reader.fail(key, value, 'a duration such as "365d", or 0 to keep forever')
+    limit = reader.duration(table, key, None)
+    return limit if limit > timedelta(0) else None
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}
+
+
+def _size(reader: _Reader, table: dict[str, Any], key: str, default: int) -> int:
+    """Read a byte count: a whole number, or a string such as "25MB" (units are powers of 1024)."""
+    value = table.get(key.rpartition(".")[2])
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) == 0:
+        reader.fail(key, value, 'a size in bytes, or a string such as "512KB", "25MB" or "1GB"')
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)[:1].lower()]
+
+
+def _limits(reader: _Reader, data: dict[str, Any]) -> LimitSettings:
+    table = reader.table(data, "limits")
+    reader.reject_unknown(
+        table, {"max_message_size", "max_attachment_size", "max_recipients"}, "limits"
+    )
+    defaults = LimitSettings()
+    return LimitSettings(
+        max_message_size=_size(reader, table, "limits.max_message_size", defaults.max_message_size),
+        max_attachment_size=_size(
+            reader, table, "limits.max_attachment_size", defaults.max_attachment_size
+        ),
+        max_recipients=reader.integer(
+            table, "limits.max_recipients", defaults.max_recipients, minimum=1, maximum=100000
+        ),
+    )
+
+
+def _metrics(reader: _Reader, data: dict[str, Any]) -> MetricsSettings:
+    table = reader.table(data, "metrics")
+    reader.reject_unknown(table, {"enabled", "address", "port"}, "metrics")
+    address = reader.string(table, "metrics.address", "127.0.0.1")
+    if not _is_loopback(address):
+        reader.fail(
+            "metrics.address", address,
+            'a loopback address such as "127.0.0.1", because the metrics have no authentication',
+        )
+    return MetricsSettings(
+        enabled=reader.boolean(table, "metrics.enabled", False),
+        address=address,
+        port=reader.integer(table, "metrics.port", 9464, minimum=1, maximum=65535),
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -477,7 +1079,11 @@ class _Reader:
         match = _DURATION.match(value) if isinstance(value, str) else None
         if match is None:
             self.fail(key, value, 'a duration such as "30m", "4h" or "2d"')
-        return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+        try:
+            return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+        except OverflowError:
+            self.fail(key, value, "a duration shorter than 10,000 years")
+        raise AssertionError("unreachable")
 
     def regex(self, table: dict[str, Any], key: str) -> re.Pattern[str]:
         value = self.string(table, key, required=True)

@@ -5,9 +5,12 @@ byte. "starttls" upgrades a plain connection and fails if the server does not of
 STARTTLS. "none" stays in plain text, which the config allows for loopback hosts only.
 Certificates are checked against the system CAs, or against ``ca_file`` when it is set.
 
+With ``auth = "xoauth2"`` the login is SASL XOAUTH2 with an access token from
+:mod:`maildesk.oauth` instead of a password.
+
 Every failure to connect, to set up TLS or to log in raises ConnectionSetupError. The
-message names the section, host and port and quotes the server's reply. Passwords are
-not logged, and an error message that would contain one gets it masked.
+message names the section, host and port and quotes the server's reply. Passwords and
+tokens are not logged, and an error message that would contain one gets it masked.
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ from contextlib import contextmanager
 from imapclient import IMAPClient
 
 from maildesk.config import MailboxSettings, ServerSettings, SmtpSettings
-from maildesk.errors import ConnectionSetupError
+from maildesk.errors import ConnectionSetupError, MaildeskError
+from maildesk.oauth import token_source, xoauth2_string
 
 logger = logging.getLogger(__name__)
+
+
+class ConnectionLostError(MaildeskError):
+    """An open IMAP or SMTP connection broke: the server restarted, the network failed or timed out."""
 
 _CONNECT_HINT = "Check host, port and security, and that the server is running."
 _LOGIN_HINT = "Check username and password."
 _CA_HINT = "Set ca_file to the CA certificate that signed the server's certificate."
+_OAUTH_HINT = (
+    "Check username and that the OAuth client may use IMAP and SMTP for it "
+    "(the scope of the refresh token)."
+)
 _MASK = "********"
 
 
@@ -58,8 +70,13 @@ def connect_imap(settings: MailboxSettings) -> IMAPClient:
     try:
         if settings.security == "starttls":
             _start_imap_tls(client, settings, context)
-        with _setup_step(settings, _login_action(settings), _LOGIN_HINT):
-            client.login(settings.username, settings.password)
+        if settings.oauth is None:
+            with _setup_step(settings, _login_action(settings), _LOGIN_HINT):
+                client.login(settings.username, settings.password)
+        else:
+            token = token_source(settings).access_token()
+            with _setup_step(settings, _login_action(settings), _OAUTH_HINT):
+                client.oauth2_login(settings.username, token)
     except ConnectionSetupError:
         _close_imap(client)
         raise
@@ -134,8 +151,28 @@ def _smtp_login(smtp: smtplib.SMTP, settings: SmtpSettings) -> None:
                 _endpoint(settings),
             )
             return
-        smtp.login(settings.username, settings.password)
+        if settings.oauth is None:
+            smtp.login(settings.username, settings.password)
+        else:
+            _smtp_xoauth2(smtp, settings)
     logger.info("Logged in to SMTP server %s as %s", _endpoint(settings), settings.username)
+
+
+def _smtp_xoauth2(smtp: smtplib.SMTP, settings: SmtpSettings) -> None:
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in offered:
+        raise ConnectionSetupError(
+            f"[{settings.section}] {_endpoint(settings)} does not offer AUTH XOAUTH2 (it offers "
+            f"{' '.join(offered) or 'none'}); set auth = \"password\" or use the provider's "
+            "SMTP server"
+        )
+    initial = xoauth2_string(settings.username, token_source(settings).access_token())
+
+    def respond(challenge: bytes | None = None) -> str:
+        # After a failure the server sends an error challenge, and the client responds with an empty line.
+        return initial if challenge is None else ""
+
+    smtp.auth("XOAUTH2", respond, initial_response_ok=True)
 
 
 def _tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
@@ -176,7 +213,7 @@ def _setup_step(settings: ServerSettings, action: str, hint: str) -> Iterator[No
         # smtplib.SMTPException and ssl.SSLError are subclasses of OSError.
         if isinstance(error, ssl.SSLCertVerificationError):
             hint = _CA_HINT
-        reason = _mask(_reason(error, settings), settings.password)
+        reason = _mask(_reason(error, settings), settings)
         raise ConnectionSetupError(
             f"[{settings.section}] {action} failed: {reason}. {hint}"
         ) from error
@@ -208,8 +245,14 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _mask(text: str, password: str) -> str:
-    return text.replace(password, _MASK) if password else text
+def _mask(text: str, settings: ServerSettings) -> str:
+    secrets = [settings.password]
+    if settings.oauth is not None:
+        secrets.extend(token_source(settings).secrets)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _MASK)
+    return text
 
 
 def _login_action(settings: ServerSettings) -> str:

@@ -8,6 +8,7 @@ text in UTC, so the SQLite file stays readable with the sqlite3 shell.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,6 +72,15 @@ tickets = Table(
     Column("first_response_due", UtcDateTime),
     Column("first_response_at", UtcDateTime),
     Column("owner", String(320)),
+    # The earlier ticket this one continues: a reply came after the old one was closed too long.
+    Column("linked_ticket", Integer),
+    # Set on a ticket merged into another; threading then follows it to that ticket.
+    Column("merged_into", Integer),
+    Column("closed_at", UtcDateTime),
+    # When the status last changed, for closing pending tickets after a while.
+    Column("status_changed_at", UtcDateTime),
+    # When erasure or retention removed the requester's personal data; the row stays for counts.
+    Column("redacted_at", UtcDateTime),
     Index("ix_tickets_status", "status"),
     Index("ix_tickets_requester", "requester"),
     # AUTOINCREMENT keeps SQLite from reusing the number of a deleted ticket.
@@ -135,6 +145,18 @@ messages = Table(
     Column("reason", Text),
     Column("autoreply_suppressed", String(32)),
     Column("defects", Text, nullable=False, default="[]"),
+    # The text without quoted history and signature (maildesk.quotes); "" in rows stored
+    # before it existed, where readers fall back to ``text``.
+    Column("visible_text", Text, nullable=False, default=""),
+    # Keywords and flags maildesk set on the IMAP copy (JSON list); NULL before the first time.
+    Column("imap_keywords", Text),
+    # The folder a message came from before maildesk moved it to the closed-ticket folder.
+    Column("moved_from", Text),
+    # Commands found in an agent's mail, with their outcome (JSON list of objects).
+    Column("commands", Text, nullable=False, default="[]"),
+    # When an erasure or retention removed personal data from this kept message.
+    # raw_sha256 is then "" if the raw file was removed too.
+    Column("redacted_at", UtcDateTime),
     Index("ix_messages_message_id", "message_id"),
     Index("ix_messages_ticket", "ticket"),
     Index("ix_messages_thread_index", "thread_index_guid"),
@@ -153,6 +175,38 @@ attachments = Table(
     # Name of the file under [storage] path; generated, never the sender's name.
     Column("sha256", String(64), nullable=False),
     Index("ix_attachments_message", "message"),
+)
+
+# Internal notes on a ticket: shown to agents, never sent to the customer.
+ticket_notes = Table(
+    "ticket_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket", Integer, ForeignKey("tickets.number", ondelete="CASCADE"), nullable=False),
+    Column("author", String(320), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The stored message the note came from, or NULL for a note from the command line.
+    Column("message", Integer, ForeignKey("messages.id", ondelete="SET NULL")),
+    Index("ix_ticket_notes_ticket", "ticket"),
+)
+
+# Columns that name files under [storage] path, by FileStore kind. Erasure and
+# retention delete a stored file only when no row names it in these columns,
+# so a new column that refers to stored files must be listed here.
+STORED_FILE_COLUMNS = {
+    "raw": (messages.c.raw_sha256,),
+    "attachments": (attachments.c.sha256,),
+}
+
+# Addresses an auto-reply bounced for: no auto-reply goes to them for a while.
+bounced_recipients = Table(
+    "bounced_recipients",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("bounced_at", UtcDateTime, nullable=False),
+    # The Message-ID of the auto-reply that bounced.
+    Column("message_id", String(998)),
 )
 
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
@@ -191,6 +245,19 @@ folders = Table(
     Column("last_sync_at", UtcDateTime),
 )
 
+# The last failed sync of a folder, for ``maildesk status``; the row is deleted
+# when the folder syncs again. Kept apart from ``folders``, whose row must not
+# exist before a folder's first successful sync.
+folder_errors = Table(
+    "folder_errors",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("error", Text, nullable=False),
+    Column("first_failed_at", UtcDateTime, nullable=False),
+    Column("last_failed_at", UtcDateTime, nullable=False),
+    Column("failures", Integer, nullable=False),
+)
+
 settings = Table(
     "settings",
     metadata,
@@ -216,6 +283,13 @@ def make_engine(url: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite would create the file with the umask's mode and gives its -wal
+        # and -shm files the mode of the database file, so create it private.
+        # Only when it is missing: closing any descriptor of the file drops every
+        # POSIX lock this process holds on it, SQLite's included, and another
+        # process may then delete the WAL under this process's open connections.
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = create_engine(url, connect_args={"timeout": 30} if path is not None else {})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
@@ -232,6 +306,9 @@ def _configure_sqlite(dbapi_connection: object, connection_record: object) -> No
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros instead of lingering in free
+    # pages, so erasure and retention leave no copy in the database file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

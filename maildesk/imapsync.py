@@ -5,12 +5,18 @@ Bodies are fetched with ``BODY.PEEK[]`` on a read-only SELECT, so the
 ``\\Seen`` flags agents rely on never change. A folder's highest UID is saved
 in the same transaction as the messages of the batch, so a crash between
 batches loses nothing and stores nothing twice.
+
+A folder the server refuses (deleted, renamed) is logged and recorded for
+``maildesk status`` while the other folders go on. A broken connection ends
+the pass with :class:`ConnectionLostError`, so that the caller can reconnect
+with backoff; what was committed before it stays.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from imapclient import IMAPClient
@@ -18,21 +24,31 @@ from sqlalchemy import Connection, Engine
 
 from maildesk import repository as repo
 from maildesk.config import Config
-from maildesk.connections import connect_imap
+from maildesk.connections import ConnectionLostError, connect_imap
+from maildesk.errors import ConnectionSetupError
+from maildesk.faults import crash_point
+from maildesk.health import clear_folder_error, record_folder_errors
 from maildesk.ingest import BatchStats, IngestOptions, Ingestor
+from maildesk.limits import PartialMessage
 from maildesk.message import IncomingMessage
 
 log = logging.getLogger(__name__)
 
 # A batch is cut at batch_size messages or at this many bytes, whichever
-# comes first, so a few 50 MB mails do not sit in memory together.
+# comes first, so a few large mails do not sit in memory together.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # UIDs are asked for their sizes this many at a time.
 SIZE_CHUNK = 2000
+# Key of a partial fetch of the first N bytes in imapclient's FETCH response.
+PARTIAL_BODY = b"BODY[]<0>"
 
 
 class MailboxSync:
-    """One pass over every configured folder."""
+    """One pass over every configured folder.
+
+    ``on_lag`` receives, for each new message, the seconds from its arrival in
+    the mailbox (INTERNALDATE) to its commit, for the metrics.
+    """
 
     def __init__(
         self,
@@ -42,6 +58,7 @@ class MailboxSync:
         *,
         connect: Callable[..., IMAPClient] = connect_imap,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_lag: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.mailbox = config.require_mailbox()
@@ -49,22 +66,42 @@ class MailboxSync:
         self.ingestor = ingestor
         self.connect = connect
         self.clock = clock
+        self.on_lag = on_lag
 
     def sync_once(self, should_stop: Callable[[], bool] = lambda: False) -> BatchStats:
-        """Sync every folder once; a folder that fails is logged and the others go on."""
+        """Sync every folder once; a folder the server refuses is logged and the others go on.
+
+        Raises ConnectionSetupError when the login fails and ConnectionLostError
+        when the connection breaks; errors of the database or the disk propagate.
+        """
         total = BatchStats()
-        client = self.connect(self.mailbox)
+        folders = self.mailbox.folders
+        try:
+            client = self.connect(self.mailbox)
+        except ConnectionSetupError as exc:
+            record_folder_errors(self.engine, folders, str(exc), self.clock())
+            raise
         # Keep INTERNALDATE aware instead of converted to naive local time.
         client.normalise_times = False
         try:
-            for folder in self.mailbox.folders:
+            for index, folder in enumerate(folders):
                 if should_stop():
                     total.stopped = True
                     break
                 try:
                     total.add(self.sync_folder(client, folder, should_stop))
+                except ConnectionLostError as exc:
+                    record_folder_errors(self.engine, folders[index:], str(exc), self.clock())
+                    raise
                 except IMAPClient.Error as exc:
-                    log.error("sync of folder %s failed: %s", folder, exc)
+                    reason = _server_reply(exc)
+                    log.error("sync of folder %s failed: %s", folder, reason)
+                    record_folder_errors(self.engine, [folder], reason, self.clock())
+                except Exception as exc:
+                    record_folder_errors(
+                        self.engine, [folder], f"{type(exc).__name__}: {exc}", self.clock()
+                    )
+                    raise
         finally:
             _logout(client)
         return total
@@ -72,7 +109,8 @@ class MailboxSync:
     def sync_folder(
         self, client: IMAPClient, folder: str, should_stop: Callable[[], bool]
     ) -> BatchStats:
-        info = client.select_folder(folder, readonly=True)
+        with _imap_step(self.mailbox.host, f"selecting {folder}"):
+            info = client.select_folder(folder, readonly=True)
         uidvalidity = int(info[b"UIDVALIDITY"])
         uidnext = int(info.get(b"UIDNEXT", 0))
         with self.engine.connect() as connection:
@@ -90,12 +128,14 @@ class MailboxSync:
                     folder, stored_validity, uidvalidity,
                 )
                 last_uid = 0
-            uids = [uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
+            with _imap_step(self.mailbox.host, f"searching {folder}"):
+                found = client.search(["UID", f"{last_uid + 1}:*"])
+            uids = [uid for uid in found if uid > last_uid]
             options = IngestOptions(autoreply=True, check_age=True)
             floor = 0
 
         total = BatchStats()
-        for batch in self._batches(client, sorted(uids)):
+        for batch in self._batches(client, folder, sorted(uids)):
             stats = self._ingest(client, folder, uidvalidity, batch, options, should_stop)
             total.add(stats)
             if stats.stopped:
@@ -107,6 +147,7 @@ class MailboxSync:
             state = repo.folder_state(connection, folder)
             last = state[1] if state and state[0] == uidvalidity else 0
             repo.save_folder_state(connection, folder, uidvalidity, max(last, floor), self.clock())
+            clear_folder_error(connection, folder)
         if total.stored or total.duplicates:
             log.info(
                 "folder %s synced: %d stored, %d duplicates, %d new tickets, %d replies queued, "
@@ -127,27 +168,34 @@ class MailboxSync:
         else:
             days = self.config.existing_days or 0
             criteria = ["SINCE", (self.clock() - timedelta(days=days)).date()]
-        uids = list(client.search(criteria))
+        with _imap_step(self.mailbox.host, f"searching {folder}"):
+            uids = list(client.search(criteria))
         log.info(
             "first sync of %s: importing %d existing messages (import.existing = %s)",
             folder, len(uids), existing,
         )
         return uids, options
 
-    def _batches(self, client: IMAPClient, uids: Sequence[int]) -> Iterator[list[int]]:
+    def _batches(
+        self, client: IMAPClient, folder: str, uids: Sequence[int]
+    ) -> Iterator[list[tuple[int, int]]]:
+        """Yield batches of (UID, RFC822.SIZE) within batch_size and MAX_BATCH_BYTES."""
         batch_size = self.mailbox.batch_size
+        limit = self.config.limits.max_message_size
         for start in range(0, len(uids), SIZE_CHUNK):
             chunk = list(uids[start:start + SIZE_CHUNK])
-            sizes = client.fetch(chunk, ["RFC822.SIZE"])
-            batch: list[int] = []
+            with _imap_step(self.mailbox.host, f"reading message sizes in {folder}"):
+                sizes = client.fetch(chunk, ["RFC822.SIZE"])
+            batch: list[tuple[int, int]] = []
             batch_bytes = 0
             for uid in chunk:
                 size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-                if batch and (len(batch) >= batch_size or batch_bytes + size > MAX_BATCH_BYTES):
+                fetched = min(size, limit)
+                if batch and (len(batch) >= batch_size or batch_bytes + fetched > MAX_BATCH_BYTES):
                     yield batch
                     batch, batch_bytes = [], 0
-                batch.append(uid)
-                batch_bytes += size
+                batch.append((uid, size))
+                batch_bytes += fetched
             if batch:
                 yield batch
 
@@ -156,29 +204,16 @@ class MailboxSync:
         client: IMAPClient,
         folder: str,
         uidvalidity: int,
-        batch: list[int],
+        batch: list[tuple[int, int]],
         options: IngestOptions,
         should_stop: Callable[[], bool],
     ) -> BatchStats:
-        response = client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
-        items = []
-        for uid in batch:
-            data = response.get(uid)
-            if data is None or b"BODY[]" not in data:
-                # Expunged between SEARCH and FETCH: there is nothing left to store.
-                log.info("message %s UID %s was expunged before it could be fetched", folder, uid)
-                continue
-            items.append(
-                IncomingMessage(
-                    raw=bytes(data[b"BODY[]"]),
-                    received_at=_aware(data.get(b"INTERNALDATE")),
-                    folder=folder,
-                    uid=uid,
-                )
-            )
+        items = self._fetch(client, folder, batch)
+        crash_point("fetched")
+        last_in_batch = batch[-1][0]
 
         def save_state(connection: Connection, stats: BatchStats) -> None:
-            last_uid = batch[-1] if not stats.stopped else stats.last_uid
+            last_uid = last_in_batch if not stats.stopped else stats.last_uid
             if last_uid is None:
                 return
             state = repo.folder_state(connection, folder)
@@ -186,7 +221,83 @@ class MailboxSync:
                 last_uid = max(last_uid, state[1])
             repo.save_folder_state(connection, folder, uidvalidity, last_uid, self.clock())
 
-        return self.ingestor.ingest_batch(items, options, should_stop=should_stop, on_commit=save_state)
+        stats = self.ingestor.ingest_batch(
+            items, options, should_stop=should_stop, on_commit=save_state
+        )
+        crash_point("committed")
+        if options.autoreply:
+            self._report_lag(items)
+        return stats
+
+    def _fetch(
+        self, client: IMAPClient, folder: str, batch: list[tuple[int, int]]
+    ) -> list[IncomingMessage]:
+        """FETCH a batch; a message over max_message_size only up to that size."""
+        limit = self.config.limits.max_message_size
+        whole = [uid for uid, size in batch if size <= limit]
+        partial = [uid for uid, size in batch if size > limit]
+        response = {}
+        with _imap_step(self.mailbox.host, f"fetching from {folder}"):
+            if whole:
+                response.update(client.fetch(whole, ["BODY.PEEK[]", "INTERNALDATE"]))
+            if partial:
+                response.update(client.fetch(partial, [f"BODY.PEEK[]<0.{limit}>", "INTERNALDATE"]))
+
+        items: list[IncomingMessage] = []
+        for uid, size in batch:
+            data = response.get(uid, {})
+            raw = data.get(b"BODY[]", data.get(PARTIAL_BODY))
+            if raw is None:
+                # Expunged between SEARCH and FETCH: there is nothing left to store.
+                log.info("message %s UID %s was expunged before it could be fetched", folder, uid)
+                continue
+            received_at = _aware(data.get(b"INTERNALDATE"))
+            if uid in partial:
+                log.warning(
+                    "message %s UID %s is %d bytes, over max_message_size; fetched its first %d",
+                    folder, uid, size, limit,
+                )
+                items.append(
+                    PartialMessage(
+                        raw=bytes(raw), received_at=received_at, folder=folder, uid=uid,
+                        full_size=size,
+                    )
+                )
+            else:
+                items.append(
+                    IncomingMessage(raw=bytes(raw), received_at=received_at, folder=folder, uid=uid)
+                )
+        return items
+
+    def _report_lag(self, items: list[IncomingMessage]) -> None:
+        if self.on_lag is None:
+            return
+        now = self.clock()
+        for item in items:
+            if item.received_at is not None:
+                self.on_lag(max(0.0, (now - item.received_at).total_seconds()))
+
+
+@contextmanager
+def _imap_step(host: str, action: str) -> Iterator[None]:
+    """Turn a broken connection inside into ConnectionLostError; IMAP NO and BAD pass through."""
+    try:
+        yield
+    except IMAPClient.AbortError as exc:
+        raise ConnectionLostError(f"IMAP connection to {host} lost while {action}: {exc}") from exc
+    except OSError as exc:
+        # Socket errors, TLS errors and timeouts; the storage is not touched inside.
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectionLostError(f"IMAP connection to {host} lost while {action}: {reason}") from exc
+
+
+def _server_reply(error: Exception) -> str:
+    """Return the server's reply in an imaplib error, decoded, without Python's bytes repr."""
+    text = str(error)
+    for argument in error.args:
+        if isinstance(argument, bytes):
+            return argument.decode("utf-8", "replace")
+    return text
 
 
 def _aware(value: object) -> datetime | None:

@@ -9,6 +9,7 @@ that fails is quarantined instead of stopping the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -21,14 +22,25 @@ from maildesk import repository as repo
 from maildesk.config import Config
 from maildesk.db import attachments, messages
 from maildesk.errors import MessageParseError
+from maildesk.agentmail import AgentMail
 from maildesk.autoreply import AutoReplier
+from maildesk.forwards import ForwardedMail, find_forwarded
 from maildesk.loopguard import automatic_reason
+from maildesk.limits import trim_for_ticket
 from maildesk.message import Address, IncomingMessage, ParsedMessage
 from maildesk.parsing import parse_message
+from maildesk.quotes import visible_text
 from maildesk.replies import ticket_from_message_id
 from maildesk.rules import apply_rules
 from maildesk.storage import FileStore
-from maildesk.threader import ThreadDecision, choose_ticket, subject_key, thread_index_guid
+from maildesk.threader import (
+    ThreadDecision,
+    ThreadPolicy,
+    apply_reopen_limit,
+    choose_ticket,
+    subject_key,
+    thread_index_guid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +105,7 @@ class Ingestor:
         self.engine = engine
         self.files = FileStore(config.storage_path)
         self.replies = AutoReplier(config)
+        self.agent_mail = AgentMail(config, self.replies)
         self.clock = clock
 
     def ingest_batch(
@@ -137,6 +150,7 @@ class Ingestor:
         except MessageParseError as exc:
             self._quarantine(connection, item, raw_sha, f"parse error: {exc}", stats)
             return
+        parsed = trim_for_ticket(parsed, item, self.config.limits)
 
         savepoint = connection.begin_nested()
         try:
@@ -184,13 +198,31 @@ class Ingestor:
             return {"message": row}
 
         classified = self._classify(parsed)
+        state = repo.StoredState(connection)
+        threading = self.config.threading
         decision = choose_ticket(
             parsed,
             classified.author.addr if classified.author else "",
-            repo.StoredState(connection),
+            state,
             own_ticket_for_id=lambda message_id: ticket_from_message_id(message_id, secret),
             is_agent=self.config.is_agent,
+            policy=ThreadPolicy(
+                subject_since=(now - threading.subject_fallback_window)
+                if threading.subject_fallback else None,
+                customers=tuple(a.addr for a in self.agent_mail.customer_recipients(parsed))
+                if classified.kind == "agent" else (),
+            ),
         )
+        if classified.kind == "customer" and decision.ticket is not None:
+            decision = apply_reopen_limit(
+                decision, state.ticket_info(decision.ticket), now, threading.reopen_limit
+            )
+        if decision.ticket is None and classified.kind in ("agent", "customer"):
+            forwarded = self._forwarded_customer(item, parsed)
+            if forwarded is not None:
+                return self._store_forward(
+                    connection, item, parsed, raw_sha, dedupe_key, now, forwarded, options
+                )
         if classified.kind == "bounce":
             decision = self._bounce_ticket(connection, parsed, decision)
         handler = {
@@ -249,6 +281,7 @@ class Ingestor:
         recipient = parsed.failed_recipients[0] if parsed.failed_recipients else "recipient"
         repo.mark_outbox_bounced(connection, row[0], recipient)
         log.warning("auto-reply %s bounced for %s", parsed.bounced_message_id, recipient)
+        self.replies.note_bounce(connection, parsed, self.clock())
         if decision.ticket is None and row[1] is not None:
             return ThreadDecision(row[1], "bounced-reply")
         return decision
@@ -275,41 +308,115 @@ class Ingestor:
     def _store_agent(
         self, connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret
     ) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        agent = classified.author.addr if classified.author else ""
+        agent = classified.author or Address("")
         ticket = decision.ticket
         rule = decision.rule
+        customers = self.agent_mail.customer_recipients(parsed)
+        mail_commands = self.agent_mail.commands_in(item, parsed, agent.addr)
+        stored = dataclasses.replace(parsed, text=mail_commands.stored_text)
         if ticket is None:
-            customers = [
-                a for a in parsed.to + parsed.cc
-                if not self.config.is_own(a.addr) and not self.config.is_agent(a.addr)
-            ]
             if not customers:
                 row = self._insert_message(
-                    connection, item, parsed, raw_sha, dedupe_key, now,
+                    connection, item, stored, raw_sha, dedupe_key, now,
                     ticket=None, direction="agent", kind="internal", thread_rule=None,
                     reason="agent mail with no customer recipient",
                 )
+                self.agent_mail.record_commands(connection, row, mail_commands, None)
                 return {"message": row}
             # An agent started a conversation with a customer: it becomes a ticket.
             ticket = self._create_ticket(
                 connection, parsed, customers[0], now, priority="normal", tags=(), status="pending"
             )
             rule = "new-ticket"
-        self._agent_answered(connection, ticket, agent, now)
+        # Agent mail that reaches no customer (a note to the desk, an answer to a notice)
+        # is kept on the ticket without counting as an answer.
         row = self._insert_message(
-            connection, item, parsed, raw_sha, dedupe_key, now,
-            ticket=ticket, direction="agent", kind="agent", thread_rule=rule,
+            connection, item, stored, raw_sha, dedupe_key, now,
+            ticket=ticket, direction="agent", kind="agent" if customers else "internal",
+            thread_rule=rule,
         )
+        if customers:
+            self.agent_mail.answered(
+                connection, ticket, row, agent, parsed, event_time(item, parsed, now), now,
+                notify=options.autoreply, secret=secret,
+            )
+        self.agent_mail.run_commands(connection, ticket, row, mail_commands, agent.addr, now)
         return {"message": row, "new_ticket": decision.ticket is None}
 
-    def _agent_answered(self, connection: Connection, ticket: int, agent: str, now: datetime) -> None:
-        row = repo.ticket_row(connection, ticket)
-        values: dict[str, object] = {"status": "pending", "updated_at": now}
-        if row.first_response_at is None:
-            values["first_response_at"] = now
-        if row.owner is None and agent:
-            values["owner"] = agent
-        repo.update_ticket(connection, ticket, **values)
+    def _forwarded_customer(self, item: IncomingMessage, parsed: ParsedMessage) -> ForwardedMail | None:
+        """Return the customer's mail inside a forward by an agent or colleague into the desk."""
+        sender = parsed.from_.addr if parsed.from_ else ""
+        if not sender or not self.agent_mail.may_forward(sender):
+            return None
+        if self.agent_mail.customer_recipients(parsed):
+            return None
+        mailbox = self.config.mailbox
+        addressed = any(self.agent_mail.is_desk_address(a.addr) for a in parsed.to + parsed.cc)
+        if not addressed and mailbox is not None and item.folder == mailbox.sent_folder:
+            # Forwarded from the shared mailbox to a colleague, not into the desk.
+            return None
+        forwarded = find_forwarded(parsed)
+        if forwarded is None or self.agent_mail.is_staff(forwarded.sender.addr):
+            return None
+        return forwarded
+
+    def _store_forward(
+        self,
+        connection: Connection,
+        item: IncomingMessage,
+        parsed: ParsedMessage,
+        raw_sha: str,
+        dedupe_key: str,
+        now: datetime,
+        forwarded: ForwardedMail,
+        options: IngestOptions,
+    ) -> dict[str, object]:
+        """Open a ticket for the customer whose mail an agent or colleague forwarded."""
+        inner = forwarded.message
+        ticket = None
+        if inner is not None and inner.message_id:
+            known = repo.StoredState(connection).tickets_for_message_ids([inner.message_id])
+            ticket = known.get(inner.message_id)
+        new_ticket = ticket is None
+        if ticket is None:
+            source = inner or parsed
+            outcome = apply_rules(self.config.rules, source)
+            ticket = self._create_ticket(
+                connection, dataclasses.replace(source, subject=forwarded.subject or parsed.subject),
+                forwarded.sender, now, priority=outcome.priority, tags=outcome.tags, status="new",
+            )
+            if inner is not None and forwarded.raw is not None:
+                self._store_inner(connection, item, inner, forwarded.raw, ticket, now)
+        row = self._insert_message(
+            connection, item, parsed, raw_sha, dedupe_key, now,
+            ticket=ticket, direction="agent", kind="forward", thread_rule="forwarded",
+            autoreply_suppressed="forwarded",
+        )
+        log.info(
+            "forward by %s %s ticket %s for %s", parsed.from_.addr if parsed.from_ else "?",
+            "opened" if new_ticket else "joined", ticket, forwarded.sender.addr,
+        )
+        return {"message": row, "new_ticket": new_ticket, "suppressed": "forwarded"}
+
+    def _store_inner(
+        self,
+        connection: Connection,
+        item: IncomingMessage,
+        inner: ParsedMessage,
+        raw: bytes,
+        ticket: int,
+        now: datetime,
+    ) -> None:
+        """Store the attached original of a forward as the customer's own message."""
+        dedupe_key = self._dedupe_key(connection, inner)
+        if dedupe_key is None:
+            return
+        inner_item = IncomingMessage(raw=raw, received_at=item.received_at, folder=None, uid=None, source="forward")
+        self._insert_message(
+            connection, inner_item, inner, self.files.put("raw", raw), dedupe_key, now,
+            ticket=ticket, direction="inbound", kind="customer", thread_rule="forwarded",
+            autoreply_suppressed="forwarded",
+        )
 
     def _store_customer(
         self, connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret
@@ -319,15 +426,25 @@ class Ingestor:
             row = repo.ticket_row(connection, decision.ticket)
             if row.status in ("pending", "closed"):
                 log.info("ticket %s reopened by a customer reply", decision.ticket)
-                repo.update_ticket(connection, decision.ticket, status="open", updated_at=now)
+                repo.set_status(connection, decision.ticket, "open", now)
             else:
                 repo.update_ticket(connection, decision.ticket, updated_at=now)
             self._add_participants(connection, decision.ticket, parsed, row.requester)
+            reopened_reason = None
+            if row.status == "closed" and customer is not None and customer.addr:
+                reopened_reason = self._queue_safely(
+                    connection, decision.ticket,
+                    lambda: self.replies.queue_reopened_reply(
+                        connection, item, parsed, customer, decision.ticket, now, secret,
+                        autoreply=options.autoreply, check_age=options.check_age,
+                    ),
+                )
             message_row = self._insert_message(
                 connection, item, parsed, raw_sha, dedupe_key, now,
                 ticket=decision.ticket, direction="inbound", kind="customer",
-                thread_rule=decision.rule,
+                thread_rule=decision.rule, autoreply_suppressed=reopened_reason,
             )
+            self.agent_mail.ignore_stranger_commands(connection, item, parsed, message_row)
             return {"message": message_row}
 
         if customer is None or not customer.addr:
@@ -348,23 +465,51 @@ class Ingestor:
             connection, item, parsed, customer, now, autoreply=options.autoreply,
             check_age=options.check_age, rule_autoreply=outcome.autoreply,
         )
+        if decision.linked_ticket is not None:
+            repo.update_ticket(connection, ticket, linked_ticket=decision.linked_ticket)
+            log.info(
+                "reply to ticket %s, closed longer than %s ago, opened ticket %s",
+                decision.linked_ticket, self.config.threading.reopen_limit, ticket,
+            )
+        if reason is None:
+            reason = self._queue_safely(
+                connection, ticket,
+                lambda: self.replies.queue_new_ticket_reply(
+                    connection, ticket, parsed, customer, outcome.priority, now, secret
+                ),
+            )
+        queued = reason is None
         message_row = self._insert_message(
             connection, item, parsed, raw_sha, dedupe_key, now,
             ticket=ticket, direction="inbound", kind="customer", thread_rule="new-ticket",
             autoreply_suppressed=reason,
         )
-        queued = False
-        if reason is None:
-            self.replies.queue_new_ticket_reply(
-                connection, ticket, parsed, customer, outcome.priority, now, secret
-            )
-            queued = True
+        self.agent_mail.ignore_stranger_commands(connection, item, parsed, message_row)
         log.info(
             "ticket %s opened for %s (rules=%s priority=%s auto-reply=%s)",
             ticket, customer.addr, ",".join(outcome.matched) or "-", outcome.priority,
             "queued" if queued else f"suppressed: {reason}",
         )
         return {"message": message_row, "new_ticket": True, "queued": queued, "suppressed": reason}
+
+    def _queue_safely(
+        self, connection: Connection, ticket: int, queue: Callable[[], object]
+    ) -> str | None:
+        """Run ``queue`` in a savepoint; return None, its own reason, or "reply-error".
+
+        A reply that cannot be built (a broken template, an address that needs
+        SMTPUTF8) must not cost the customer's mail its ticket, so the error is
+        logged and only the reply is left out.
+        """
+        savepoint = connection.begin_nested()
+        try:
+            result = queue()
+        except Exception:
+            savepoint.rollback()
+            log.exception("auto-reply for ticket %s could not be built; the ticket stays without one", ticket)
+            return "reply-error"
+        savepoint.commit()
+        return result if isinstance(result, str) else None
 
     def _create_ticket(
         self,
@@ -377,7 +522,6 @@ class Ingestor:
         tags: tuple[str, ...],
         status: str,
     ) -> int:
-        target = self.config.autoreply.targets.get(priority)
         ticket = repo.create_ticket(
             connection,
             subject=parsed.subject,
@@ -386,10 +530,10 @@ class Ingestor:
             requester_name=customer.name,
             status=status,
             priority=priority,
-            language=self.config.language,
+            language=self.replies.choose_language(connection, parsed, customer.addr),
             created_at=now,
             updated_at=now,
-            first_response_due=(now + target) if target else None,
+            first_response_due=self.replies.first_response_due(now, priority),
         )
         repo.add_tags(connection, ticket, tags)
         self._add_participants(connection, ticket, parsed, customer.addr)
@@ -442,6 +586,7 @@ class Ingestor:
                 received_at=item.received_at,
                 stored_at=now,
                 text=parsed.text,
+                visible_text=visible_text(parsed.text, parsed.subject),
                 raw_sha256=raw_sha,
                 size=len(item.raw),
                 folder=item.folder,
@@ -503,6 +648,12 @@ class Ingestor:
         )
         stats.quarantined += 1
         stats.stored += 1
+
+
+def event_time(item: IncomingMessage, parsed: ParsedMessage, now: datetime) -> datetime:
+    """Return when a message happened: INTERNALDATE, else its Date header, never after ``now``."""
+    moment = item.received_at or parsed.date or now
+    return min(moment, now)
 
 
 def _count(stats: BatchStats, outcome: dict[str, object]) -> None:

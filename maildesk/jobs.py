@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from maildesk import autoclose, digest, keywords, retention
+
 if TYPE_CHECKING:
     from maildesk.service import Desk
 
@@ -25,4 +27,10 @@ class PeriodicJob:
 
 def periodic_jobs() -> list[PeriodicJob]:
     """Return the periodic jobs of the daemon, in the order they are scheduled."""
-    return []
+    return [
+        # Keywords follow ticket changes within a minute; the digest checks its times each minute.
+        PeriodicJob("keywords", 60, keywords.job),
+        PeriodicJob("auto-close", 600, autoclose.job),
+        PeriodicJob("digest", 60, digest.job),
+        PeriodicJob("retention", 86400, retention.run_job),
+    ]

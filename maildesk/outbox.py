@@ -8,7 +8,9 @@ On the next start, rows left in "sending" by a dead process are queued
 again, and only such a row can be a duplicate.
 
 Transient failures (4xx answers, lost connections) are retried with
-exponential backoff; permanent ones (5xx) mark the row failed at once.
+exponential backoff; permanent ones (5xx) mark the row failed at once. When
+the SMTP server cannot be reached at all, no row is claimed, and the next
+connection attempt waits with exponential backoff and jitter.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from imapclient import IMAPClient
 from sqlalchemy import Engine, select, update
 
+from maildesk.backoff import RetryGate
 from maildesk.config import Config
 from maildesk.connections import connect_imap, connect_smtp
 from maildesk.db import outbox
 from maildesk.errors import ConnectionSetupError
+from maildesk.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,8 @@ class OutboxSender:
         self.connect_imap = connect_imap
         self.clock = clock
         self._recovered = False
+        self.smtp_gate = RetryGate("SMTP connection")
+        self.imap_gate = RetryGate("IMAP connection for copies to the Sent folder")
 
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> SendStats:
         stats = SendStats()
@@ -101,19 +107,33 @@ class OutboxSender:
         if not due:
             return
 
-        smtp_settings = self.config.require_smtp()
-        try:
-            smtp = self.connect_smtp(smtp_settings)
-        except ConnectionSetupError as exc:
-            log.warning("%d replies wait for SMTP: %s", len(due), exc)
+        if not self.smtp_gate.ready():
+            log.debug(
+                "%d replies wait %.0f s for the next SMTP connection attempt",
+                len(due), self.smtp_gate.remaining(),
+            )
             return
+        smtp: smtplib.SMTP | None = None
         try:
             for row_id in due:
                 if should_stop():
                     break
+                if smtp is None:
+                    smtp = self._connect(len(due))
+                    if smtp is None:
+                        break
                 smtp = self._send_one(smtp, row_id, stats)
         finally:
             _quit(smtp)
+
+    def _connect(self, waiting: int) -> smtplib.SMTP | None:
+        try:
+            smtp = self.connect_smtp(self.config.require_smtp())
+        except ConnectionSetupError as exc:
+            self.smtp_gate.failed(f"{exc} ({waiting} replies wait)")
+            return None
+        self.smtp_gate.succeeded()
+        return smtp
 
     def _claim(self, row_id: int) -> bool:
         with self.engine.begin() as connection:
@@ -124,15 +144,15 @@ class OutboxSender:
             )
         return result.rowcount == 1
 
-    def _send_one(self, smtp: smtplib.SMTP | None, row_id: int, stats: SendStats) -> smtplib.SMTP | None:
+    def _send_one(self, smtp: smtplib.SMTP, row_id: int, stats: SendStats) -> smtplib.SMTP | None:
+        """Claim and send one row; return the connection, or None when it broke."""
         if not self._claim(row_id):
             return smtp
+        crash_point("smtp-claimed")
         with self.engine.connect() as connection:
             row = connection.execute(select(outbox).where(outbox.c.id == row_id)).one()
         recipients = json.loads(row.to_addrs)
         try:
-            if smtp is None:
-                smtp = self.connect_smtp(self.config.require_smtp())
             smtp.sendmail(self.config.require_smtp().from_address, recipients, row.raw)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
@@ -142,11 +162,12 @@ class OutboxSender:
             message = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             self._failed(row, stats, f"{exc.smtp_code} {message}", permanent=exc.smtp_code >= 500)
             return smtp
-        except (smtplib.SMTPException, OSError, ConnectionSetupError) as exc:
+        except (smtplib.SMTPException, OSError) as exc:
             self._failed(row, stats, f"{type(exc).__name__}: {exc}", permanent=False)
             _quit(smtp)
             return None
 
+        crash_point("smtp-accepted")
         # The duplicate window: the server has the message and this UPDATE has not
         # committed yet. Keep it to this one statement.
         with self.engine.begin() as connection:
@@ -186,13 +207,14 @@ class OutboxSender:
                     outbox.c.status == "sent", outbox.c.sent_copy == "pending"
                 )
             ).all()
-        if not rows:
+        if not rows or not self.imap_gate.ready():
             return
         try:
             client = self.connect_imap(mailbox)
         except ConnectionSetupError as exc:
-            log.warning("copies of %d sent replies wait for IMAP: %s", len(rows), exc)
+            self.imap_gate.failed(f"{exc} ({len(rows)} copies wait)")
             return
+        self.imap_gate.succeeded()
         try:
             if not client.folder_exists(mailbox.sent_folder):
                 client.create_folder(mailbox.sent_folder)
@@ -201,8 +223,9 @@ class OutboxSender:
                 if should_stop():
                     break
                 self._append(client, mailbox.sent_folder, row, stats)
-        except IMAPClient.Error as exc:
-            log.warning("copying sent replies to %s failed: %s", mailbox.sent_folder, exc)
+        except (IMAPClient.Error, OSError) as exc:
+            # The copies not yet made stay pending for the next run.
+            self.imap_gate.failed(f"copying sent replies to {mailbox.sent_folder}: {exc}")
         finally:
             _logout(client)
 
@@ -211,6 +234,8 @@ class OutboxSender:
             client.append(folder, row.raw, flags=[b"\\Seen"], msg_time=row.sent_at)
             copy_status = "done"
             stats.copied += 1
+        except IMAPClient.AbortError:
+            raise
         except IMAPClient.Error as exc:
             copy_status = "failed"
             log.error("copy of outbox=%s to %s failed, not retried: %s", row.id, folder, exc)

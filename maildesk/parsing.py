@@ -55,6 +55,7 @@ from maildesk.headers import (
 )
 from maildesk.htmltext import html_to_text
 from maildesk.message import Address, Attachment, ParsedMessage
+from maildesk.mimetree import parse_tree
 from maildesk.tnef import unpack_tnef
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def _parse(data: bytes) -> ParsedMessage:
 def _read_mime(data: bytes, defects: list[str]) -> tuple[Message, bool]:
     """Parse the MIME structure; return the root and whether its body can be walked."""
     try:
-        root = email.message_from_bytes(data, policy=compat32)
+        root = parse_tree(data)
         return _with_repaired_headers(data, root, defects), True
     except RecursionError:
         # The stdlib parser recurses once per multipart level.
@@ -204,7 +205,7 @@ def _with_repaired_headers(data: bytes, root: Message, defects: list[str]) -> Me
     repaired = _repair_header_block(data)
     if repaired is None:
         return root
-    candidate = email.message_from_bytes(repaired, policy=compat32)
+    candidate = parse_tree(repaired)
     if len(candidate) <= len(root):
         return root
     defects.append("header block repaired: leading junk or unindented continuation lines")

@@ -1,43 +1,65 @@
-"""Build the auto-reply that acknowledges a new ticket.
+"""Build the auto-replies that acknowledge a customer's mail.
 
-The reply's Message-ID carries the ticket number and an HMAC check value, so a
-customer's reply that keeps only In-Reply-To still finds its ticket, and a made-up
-id does not. The body comes from a Jinja2 template per language, rendered in a
-sandbox. Every text that came from the customer is cleaned of line breaks and
-control characters before it reaches a header.
+A reply's Message-ID carries the ticket number and an HMAC check value, so a customer's
+reply that keeps only In-Reply-To still finds its ticket, and a made-up id does not. The
+body comes from the templates of :mod:`maildesk.templating`, with a text part and an
+optional HTML alternative rendered from the same context. Headers are built with the
+email package: every text that came from the customer is cleaned of line breaks and
+control characters first, long subjects are folded, and non-ASCII names are encoded.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import logging
 import re
 import secrets
 import unicodedata
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
+from maildesk.businesstime import AnswerTime, calendar_for
 from maildesk.config import Config
+from maildesk.faq import FaqAnswer
 from maildesk.message import Address, ParsedMessage
+from maildesk.templating import (
+    RenderedTemplates,
+    find_templates_dir,
+    render_templates,
+    resolve_language,
+)
+from maildesk.timephrase import format_moment
 
 logger = logging.getLogger(__name__)
 
-# NOTE: expected reply times are always shown in Finnish time, because the configuration
-# has no time zone setting yet.
-DISPLAY_TIMEZONE = ZoneInfo("Europe/Helsinki")
-NEW_TICKET_TEMPLATE = "new_ticket.txt.j2"
-FALLBACK_LANGUAGE = "en"
+__all__ = [
+    "REPLY_KINDS",
+    "build_new_ticket_reply",
+    "build_reply",
+    "clean_header_text",
+    "find_templates_dir",
+    "make_message_id",
+    "reply_context",
+    "reply_subject",
+    "sample_reply_context",
+    "ticket_from_message_id",
+]
+
+# The auto-replies to customers: a new ticket, a customer reply that reopened a closed
+# ticket, and (when enabled) a closed ticket.
+REPLY_KINDS = ("new_ticket", "reopened", "closed")
+# Variables that every reply template receives; see reply_context().
+REPLY_VARIABLES = (
+    "desk_name", "support_address", "ticket_number", "subject", "customer_name", "priority",
+    "expected_by", "open_now", "opens_at", "busy", "faq",
+)
 # A References header keeps the thread's first id and the newest ones up to this count,
 # so that a long thread does not grow the header without bound.
 MAX_REFERENCES = 20
@@ -62,24 +84,6 @@ _REPLY_PREFIX = re.compile(
 _TICKET_TAG = re.compile(r"\[#\s*(\d+)\s*\]")
 # Characters that are printable US-ASCII, except the angle brackets that delimit an id.
 _MESSAGE_ID_TEXT = re.compile(r"^[!-;=?-~]+$")
-
-_ENGLISH_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-_warned_missing_templates: set[tuple[Path, str]] = set()
-
 
 def make_message_id(ticket: int, domain: str, secret: bytes) -> str:
     """Return a new Message-ID for a reply on ``ticket``, without angle brackets.
@@ -181,53 +185,131 @@ def reply_subject(subject: str, number: int) -> str:
     return text
 
 
-def find_templates_dir(config: Config) -> Path:
-    """Return the folder that contains the ``<language>/*.j2`` reply templates.
+def reply_context(
+    config: Config,
+    *,
+    ticket_number: int,
+    subject: str,
+    customer_name: str,
+    priority: str,
+    language: str,
+    now: datetime,
+    answer: AnswerTime,
+    faq: Sequence[FaqAnswer] = (),
+) -> dict[str, Any]:
+    """Return the variables of a reply template; :data:`REPLY_VARIABLES` lists them.
 
-    The order is ``[autoreply] templates`` when set, then ``maildesk/templates`` inside
-    the installed package (the wheel build copies them there), then the repository's
-    top-level ``templates/`` for an editable install. Raises FileNotFoundError when the
-    chosen folder does not exist.
+    ``expected_by`` and ``opens_at`` are phrases in ``language`` such as "keskiviikkona
+    9.12. klo 12"; ``opens_at`` is "" while the shop is open. ``busy`` is True when the
+    measured answer time, not the target, set ``expected_by``. ``faq`` is a list of
+    dicts with ``name``, ``text`` and ``url``.
     """
-    configured = config.autoreply.templates
-    if configured is not None:
-        if not configured.is_dir():
-            raise FileNotFoundError(
-                f"templates folder {configured} not found; fix autoreply.templates in "
-                f"{config.path or 'the configuration'}"
-            )
-        return configured
+    zone = calendar_for(config.hours).zone
+    return {
+        "desk_name": config.name,
+        "support_address": config.support_address,
+        "ticket_number": ticket_number,
+        "subject": clean_header_text(subject),
+        "customer_name": clean_header_text(customer_name),
+        "priority": priority,
+        "expected_by": format_moment(answer.expected_by, language, zone, now),
+        "open_now": answer.open_now,
+        "opens_at": format_moment(answer.opens_at, language, zone, now) if answer.opens_at else "",
+        "busy": answer.busy,
+        "faq": [item.as_context() for item in faq],
+    }
 
-    package_dir = Path(__file__).parent / "templates"
-    repository_dir = Path(__file__).parents[1] / "templates"
-    for candidate in (package_dir, repository_dir):
-        if candidate.is_dir():
-            return candidate
 
-    raise FileNotFoundError(
-        f"templates folder not found at {package_dir} or {repository_dir}; "
-        "reinstall maildesk or set autoreply.templates"
+def sample_reply_context(config: Config, language: str, now: datetime) -> dict[str, Any]:
+    """Return a reply context for a made-up ticket, for checks and previews of templates."""
+    answer = answer_time(config, "normal", now)
+    sample_faq = [
+        FaqAnswer("sample", "Toimitusajat / Leveranstider / Delivery times", "https://example.fi/")
+    ]
+    return reply_context(
+        config,
+        ticket_number=1234,
+        subject="Tilaus 1001 / Order 1001",
+        customer_name="Maija Meikäläinen",
+        priority="normal",
+        language=language,
+        now=now,
+        answer=answer,
+        faq=sample_faq,
     )
 
 
-def format_expected_by(moment: datetime, language: str) -> str:
-    """Return ``moment`` in Finnish time, written as customers read dates in ``language``.
+def answer_time(
+    config: Config, priority: str, now: datetime, measured: timedelta | None = None
+) -> AnswerTime:
+    """Return the answer time to promise for ``priority`` at ``now``.
 
-    fi gives "9.12.2026 klo 12.00", sv "9.12.2026 kl. 12.00", and every other language
-    the English "9 December 2026 at 12:00". Raises ValueError for a naive datetime.
+    Raises ValueError for a priority without a target in ``[autoreply.targets]`` and for
+    a naive ``now``.
     """
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment.isoformat()}: expected one with a time zone")
+    target = config.autoreply.targets.get(priority)
+    if target is None:
+        raise ValueError(
+            f"invalid priority {priority!r}: expected one of {', '.join(config.autoreply.targets)}"
+        )
 
-    local = moment.astimezone(DISPLAY_TIMEZONE)
-    date = f"{local.day}.{local.month}.{local.year}"
-    if language == "fi":
-        return f"{date} klo {local.hour}.{local.minute:02d}"
-    if language == "sv":
-        return f"{date} kl. {local.hour}.{local.minute:02d}"
+    return calendar_for(config.hours).answer_time(now, target, measured)
 
-    month = _ENGLISH_MONTHS[local.month - 1]
-    return f"{local.day} {month} {local.year} at {local.hour:02d}:{local.minute:02d}"
+
+def build_reply(
+    config: Config,
+    kind: str,
+    *,
+    ticket_number: int,
+    subject: str,
+    priority: str,
+    recipient: Address,
+    parent_id: str | None,
+    references: Sequence[str],
+    language: str,
+    now: datetime,
+    secret: bytes,
+    measured: timedelta | None = None,
+    faq: Sequence[FaqAnswer] = (),
+) -> EmailMessage:
+    """Render the reply ``kind`` (one of :data:`REPLY_KINDS`) and return a complete message.
+
+    ``recipient`` gets the reply and is greeted by name. ``parent_id`` and
+    ``references`` are the Message-ID and References of the mail answered.
+    ``language`` is the preferred language (a tag such as "fi" or "sv-FI"); the
+    templates fall back to ``config.language`` and then English. ``now`` must carry a
+    time zone. ``measured`` is a recent first-response time in open hours.
+
+    Raises ValueError for a priority without a target in ``[autoreply.targets]``, a naive
+    ``now``, or a recipient with a non-ASCII local part (that needs SMTPUTF8, which
+    maildesk does not use). Raises FileNotFoundError when no template is found.
+    """
+    answer = answer_time(config, priority, now, measured)
+    template_language = resolve_language(config, kind, language)
+    context = reply_context(
+        config,
+        ticket_number=ticket_number,
+        subject=subject,
+        customer_name=recipient.name,
+        priority=priority,
+        language=template_language,
+        now=now,
+        answer=answer,
+        faq=faq,
+    )
+    rendered = render_templates(config, kind, template_language, context)
+
+    return compose_reply(
+        config,
+        rendered,
+        ticket_number=ticket_number,
+        subject=subject,
+        recipient=recipient,
+        parent_id=parent_id,
+        references=references,
+        now=now,
+        secret=secret,
+    )
 
 
 def build_new_ticket_reply(
@@ -241,34 +323,49 @@ def build_new_ticket_reply(
     language: str,
     now: datetime,
     secret: bytes,
+    measured: timedelta | None = None,
+    faq: Sequence[FaqAnswer] = (),
 ) -> EmailMessage:
-    """Render the acknowledgement of a new ticket and return it as a complete message.
+    """Return the acknowledgement of a new ticket opened by ``message``, sent to ``customer``.
 
-    ``subject`` is the ticket's subject, ``customer`` the recipient, ``message`` the
-    customer's mail that opened the ticket, and ``language`` the preferred language
-    (a tag such as "fi" or "sv-FI"). The template falls back to ``config.language`` and
-    then English when no template exists for it. ``now`` must carry a time zone.
-
-    Raises ValueError for a priority without a target in ``[autoreply.targets]``, a naive
-    ``now``, or a customer address with a non-ASCII local part (that needs SMTPUTF8,
-    which maildesk does not use). Raises FileNotFoundError when no template is found.
+    The arguments and errors are those of :func:`build_reply`.
     """
-    body, body_language = _render_new_ticket_body(
-        config=config,
+    return build_reply(
+        config,
+        "new_ticket",
         ticket_number=ticket_number,
         subject=subject,
         priority=priority,
-        customer_name=customer.name,
+        recipient=customer,
+        parent_id=message.message_id,
+        references=message.references,
         language=language,
         now=now,
+        secret=secret,
+        measured=measured,
+        faq=faq,
     )
 
+
+def compose_reply(
+    config: Config,
+    rendered: RenderedTemplates,
+    *,
+    ticket_number: int,
+    subject: str,
+    recipient: Address,
+    parent_id: str | None,
+    references: Sequence[str],
+    now: datetime,
+    secret: bytes,
+) -> EmailMessage:
+    """Return a message with the rendered parts and the headers of an auto-reply."""
     reply = EmailMessage(policy=policy.SMTP)
-    _set_address_headers(reply, config, customer)
+    _set_address_headers(reply, config, recipient)
     reply["Subject"] = reply_subject(subject, ticket_number)
     reply["Date"] = format_datetime(now)
     reply["Message-ID"] = f"<{make_message_id(ticket_number, config.support_domain, secret)}>"
-    _set_thread_headers(reply, message)
+    _set_thread_headers(reply, parent_id, tuple(references))
     # RFC 3834 section 3.1.7: every automatic response SHOULD carry this field.
     reply["Auto-Submitted"] = "auto-replied"
     # Asks Exchange and Outlook not to send out-of-office or other automatic replies back.
@@ -278,51 +375,18 @@ def build_new_ticket_reply(
     # as a mass mailing. Auto-Submitted already stops responders that follow RFC 3834.
 
     # Quoted-printable keeps the body 7-bit, so relays without 8BITMIME pass it unchanged.
-    reply.set_content(body, cte="quoted-printable")
+    reply.set_content(rendered.text, cte="quoted-printable")
+    if rendered.html is not None:
+        reply.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     # Set after set_content, which removes every Content-* header it did not write itself.
-    reply["Content-Language"] = body_language
+    reply["Content-Language"] = rendered.language
 
     return reply
 
-
-def _render_new_ticket_body(
-    *,
-    config: Config,
-    ticket_number: int,
-    subject: str,
-    priority: str,
-    customer_name: str,
-    language: str,
-    now: datetime,
-) -> tuple[str, str]:
-    """Render the new-ticket template and return the text and the template's language."""
-    target = config.autoreply.targets.get(priority)
-    if target is None:
-        raise ValueError(
-            f"invalid priority {priority!r}: expected one of {', '.join(config.autoreply.targets)}"
-        )
-
-    template, template_language = _load_template(config, language)
-    context = {
-        "desk_name": config.name,
-        "ticket_number": ticket_number,
-        "customer_name": clean_header_text(customer_name),
-        "subject": clean_header_text(subject),
-        "priority": priority,
-        "expected_by": format_expected_by(now + target, template_language),
-        "support_address": config.support_address,
-    }
-    body = template.render(context)
-    if not body.endswith("\n"):
-        body += "\n"
-
-    return body, template_language
-
-
-def _set_address_headers(reply: EmailMessage, config: Config, customer: Address) -> None:
+def _set_address_headers(reply: EmailMessage, config: Config, recipient: Address) -> None:
     sender = config.smtp.from_address if config.smtp is not None else config.support_address
     reply["From"] = _header_address(config.name, sender)
-    reply["To"] = _header_address(customer.name, customer.addr)
+    reply["To"] = _header_address(recipient.name, recipient.addr)
     # Customer replies must reach the support mailbox to join the ticket, even when the
     # desk sends from another address.
     if sender != config.support_address:
@@ -346,21 +410,23 @@ def _header_address(name: str, address: str) -> HeaderAddress:
     return HeaderAddress(display_name=clean_header_text(name), username=local_part, domain=domain)
 
 
-def _set_thread_headers(reply: EmailMessage, message: ParsedMessage) -> None:
-    """Set In-Reply-To and References (RFC 5322 section 3.6.4) from the customer's mail."""
-    parent = message.message_id if _is_header_safe_id(message.message_id) else None
-    references = _reference_ids(message.references, parent)
+def _set_thread_headers(
+    reply: EmailMessage, parent_id: str | None, references: tuple[str, ...]
+) -> None:
+    """Set In-Reply-To and References (RFC 5322 section 3.6.4) from the mail answered."""
+    parent = parent_id if _is_header_safe_id(parent_id) else None
+    ids = _reference_ids(references, parent)
     if parent is not None:
         reply["In-Reply-To"] = f"<{parent}>"
-    if references:
-        reply["References"] = " ".join(f"<{reference}>" for reference in references)
+    if ids:
+        reply["References"] = " ".join(f"<{reference}>" for reference in ids)
 
 
 def _reference_ids(references: tuple[str, ...], parent: str | None) -> list[str]:
     """Return the ids for References: the parent's References plus the parent, each once."""
     ids: list[str] = []
     for reference in (*references, parent):
-        if _is_header_safe_id(reference) and reference not in ids:
+        if reference is not None and _is_header_safe_id(reference) and reference not in ids:
             ids.append(reference)
     if len(ids) > MAX_REFERENCES:
         ids = [ids[0], *ids[-(MAX_REFERENCES - 1) :]]
@@ -372,74 +438,3 @@ def _is_header_safe_id(message_id: str | None) -> bool:
     # An id with spaces, angle brackets or non-ASCII text could not be written back
     # unchanged, and another mail client would not match it anyway.
     return message_id is not None and bool(_MESSAGE_ID_TEXT.match(message_id))
-
-
-def _load_template(config: Config, language: str) -> tuple[jinja2.Template, str]:
-    """Return the new-ticket template and its language.
-
-    The template falls back to ``config.language`` and then English.
-    """
-    environment = _template_environment(find_templates_dir(config))
-    candidates: list[str] = []
-    for tag in (_primary_language(language), config.language, FALLBACK_LANGUAGE):
-        if tag is not None and tag not in candidates:
-            candidates.append(tag)
-
-    for tag in candidates:
-        try:
-            template = environment.get_template(f"{tag}/{NEW_TICKET_TEMPLATE}")
-        except jinja2.TemplateNotFound:
-            _note_missing_template(config, tag)
-            continue
-        return template, tag
-
-    raise FileNotFoundError(
-        f"template {NEW_TICKET_TEMPLATE} not found for languages {', '.join(candidates)} "
-        f"in {find_templates_dir(config)}"
-    )
-
-
-def _note_missing_template(config: Config, language: str) -> None:
-    # A customer language without a template is normal. A missing template for the desk's
-    # own language is an installation fault, logged once per folder.
-    if language != config.language:
-        logger.debug("no %s template for language %s", NEW_TICKET_TEMPLATE, language)
-        return
-    key = (find_templates_dir(config), language)
-    if key not in _warned_missing_templates:
-        _warned_missing_templates.add(key)
-        logger.warning(
-            "template %s/%s not found in %s; auto-replies fall back to English",
-            language,
-            NEW_TICKET_TEMPLATE,
-            key[0],
-        )
-
-
-def _primary_language(language: str) -> str | None:
-    """Return the primary subtag of a language tag ("sv-FI" gives "sv"), or None if invalid.
-
-    The tag may come from the customer's Content-Language header, so only letters pass
-    into the template path.
-    """
-    primary = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
-
-    return primary if re.fullmatch(r"[a-z]{2,8}", primary) else None
-
-
-@functools.lru_cache(maxsize=8)
-def _template_environment(directory: Path) -> SandboxedEnvironment:
-    # The sandbox limits what a template edited by a shop owner can reach. Autoescaping
-    # is off for plain-text templates and on for HTML ones. FileSystemLoader reloads a
-    # template whose file changed, so the cache does not hide edits.
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(directory),
-        undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "html.j2", "xml.j2"),
-            default_for_string=False,
-        ),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )

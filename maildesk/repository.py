@@ -11,12 +11,23 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from maildesk.db import folders, messages, outbox, settings, ticket_participants, ticket_tags, tickets
+from maildesk.db import (
+    folders,
+    messages,
+    outbox,
+    settings,
+    ticket_notes,
+    ticket_participants,
+    ticket_tags,
+    tickets,
+)
 from maildesk.threader import TicketInfo
 
 SECRET_KEY = "message_id_secret"
+# A merge chain longer than this is a loop or a mistake; threading stops following it.
+MAX_MERGE_HOPS = 10
 
 
 class StoredState:
@@ -46,30 +57,48 @@ class StoredState:
         return found
 
     def ticket_info(self, number: int) -> TicketInfo | None:
-        row = self.connection.execute(
-            select(tickets.c.number, tickets.c.requester, tickets.c.status).where(
-                tickets.c.number == number
-            )
-        ).first()
+        row = resolve_merged(self.connection, number)
         if row is None:
             return None
         participants = self.connection.execute(
-            select(ticket_participants.c.address).where(ticket_participants.c.ticket == number)
+            select(ticket_participants.c.address).where(ticket_participants.c.ticket == row.number)
         ).scalars()
-        return TicketInfo(row.number, row.requester, frozenset(participants), row.status)
+        return TicketInfo(
+            row.number, row.requester, frozenset(participants), row.status, row.closed_at
+        )
 
-    def ticket_for_thread_index(self, guid: str, sender: str, subject_key: str) -> int | None:
+    def ticket_for_thread_index(self, guid: str, subject_key: str) -> int | None:
         return self.connection.execute(
             select(messages.c.ticket)
             .join(tickets, tickets.c.number == messages.c.ticket)
-            .where(
-                messages.c.thread_index_guid == guid,
-                messages.c.from_addr == sender,
-                tickets.c.subject_key == subject_key,
-            )
+            .where(messages.c.thread_index_guid == guid, tickets.c.subject_key == subject_key)
             .order_by(messages.c.id.desc())
             .limit(1)
         ).scalar()
+
+    def ticket_for_subject(self, requester: str, subject_key: str, since: datetime) -> int | None:
+        return self.connection.execute(
+            select(tickets.c.number)
+            .where(
+                tickets.c.requester == requester,
+                tickets.c.subject_key == subject_key,
+                tickets.c.status != "closed",
+                tickets.c.merged_into.is_(None),
+                tickets.c.updated_at >= since,
+            )
+            .order_by(tickets.c.number.desc())
+            .limit(1)
+        ).scalar()
+
+
+def resolve_merged(connection: Connection, number: int):  # type: ignore[no-untyped-def]
+    """Return the ticket row of ``number``, following merges to the surviving ticket, or None."""
+    row = ticket_row(connection, number)
+    hops = 0
+    while row is not None and row.merged_into is not None and hops < MAX_MERGE_HOPS:
+        row = ticket_row(connection, row.merged_into)
+        hops += 1
+    return row
 
 
 def message_id_secret(connection: Connection) -> bytes:
@@ -127,6 +156,62 @@ def add_tags(connection: Connection, ticket: int, tags: Sequence[str]) -> None:
         if tag not in existing:
             connection.execute(insert(ticket_tags).values(ticket=ticket, tag=tag))
             existing.add(tag)
+
+
+def remove_tag(connection: Connection, ticket: int, tag: str) -> bool:
+    """Remove ``tag`` from the ticket; return whether it had it."""
+    result = connection.execute(
+        delete(ticket_tags).where(ticket_tags.c.ticket == ticket, ticket_tags.c.tag == tag)
+    )
+    return result.rowcount > 0
+
+
+def ticket_tag_list(connection: Connection, ticket: int) -> list[str]:
+    return list(
+        connection.execute(
+            select(ticket_tags.c.tag).where(ticket_tags.c.ticket == ticket).order_by(ticket_tags.c.tag)
+        ).scalars()
+    )
+
+
+def participant_list(connection: Connection, ticket: int) -> list[str]:
+    return list(
+        connection.execute(
+            select(ticket_participants.c.address).where(ticket_participants.c.ticket == ticket)
+        ).scalars()
+    )
+
+
+def add_note(
+    connection: Connection,
+    ticket: int,
+    author: str,
+    text: str,
+    now: datetime,
+    message: int | None = None,
+) -> int:
+    result = connection.execute(
+        insert(ticket_notes).values(
+            ticket=ticket, author=author, text=text, created_at=now, message=message
+        )
+    )
+    note_id = result.inserted_primary_key[0]
+    assert isinstance(note_id, int)
+    return note_id
+
+
+def set_status(connection: Connection, number: int, status: str, at: datetime) -> None:
+    """Set the ticket's status with the times that go with it (closed_at, status_changed_at)."""
+    values: dict[str, object] = {"status": status, "status_changed_at": at, "updated_at": at}
+    values["closed_at"] = at if status == "closed" else None
+    update_ticket(connection, number, **values)
+
+
+def ticket_messages(connection: Connection, ticket: int):  # type: ignore[no-untyped-def]
+    """Return the stored messages of a ticket in the order they were stored."""
+    return connection.execute(
+        select(messages).where(messages.c.ticket == ticket).order_by(messages.c.id)
+    ).all()
 
 
 def add_participants(connection: Connection, ticket: int, addresses: Sequence[str]) -> None:

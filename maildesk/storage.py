@@ -13,6 +13,9 @@ import hashlib
 import os
 from pathlib import Path
 
+# The sub-folders of the store: raw messages and attachment contents.
+KINDS = ("raw", "attachments")
+
 
 class FileStore:
     """A folder of files named ``<kind>/<ab>/<sha256>``, readable only by the service user."""
@@ -26,7 +29,7 @@ class FileStore:
         path = self.path(kind, digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self.root, path.parent)
         temporary = path.with_name(f".{digest}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -42,7 +45,64 @@ class FileStore:
     def get(self, kind: str, digest: str) -> bytes:
         return self.path(kind, digest).read_bytes()
 
+    def digests(self, kind: str) -> list[str]:
+        """Return the sha256 of every file stored under ``kind``."""
+        self._check_kind(kind)
+        return [path.name for path in (self.root / kind).glob("??/*") if _is_digest(path.name)]
+
+    def delete(self, kind: str, digest: str) -> bool:
+        """Delete one stored file; return False when it was not there.
+
+        The caller must first make sure that no database row names the file.
+        """
+        try:
+            self.path(kind, digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete_temporary_files(self) -> int:
+        """Delete the temporary files that a killed writer left; return how many.
+
+        Only safe while no other process writes, that is under the state directory lock.
+        """
+        count = 0
+        for kind in KINDS:
+            for path in (self.root / kind).glob("??/.*.tmp"):
+                path.unlink(missing_ok=True)
+                count += 1
+        return count
+
     def path(self, kind: str, digest: str) -> Path:
-        if kind not in ("raw", "attachments") or len(digest) != 64 or not digest.isalnum():
+        self._check_kind(kind)
+        if not _is_digest(digest):
             raise ValueError(f"invalid stored file reference {kind}/{digest}")
         return self.root / kind / digest[:2] / digest
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"invalid stored file kind {kind!r}: expected one of {', '.join(KINDS)}")
+
+
+def _is_digest(name: str) -> bool:
+    return len(name) == 64 and name.isalnum()
+
+
+def make_private_dirs(root: Path, folder: Path) -> None:
+    """Create ``folder`` and its missing parents up to and including ``root`` with mode 0700.
+
+    ``Path.mkdir(parents=True)`` would give the parents the umask's mode instead.
+    Folders that already exist keep their mode.
+    """
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+        if candidate == root:
+            break
+    if missing:
+        missing[-1].parent.mkdir(parents=True, exist_ok=True)
+    for candidate in reversed(missing):
+        candidate.mkdir(mode=0o700, exist_ok=True)

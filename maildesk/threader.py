@@ -11,8 +11,19 @@ first:
 4. ``subject-tag``: the subject carries ``[#N]`` and the sender is the
    requester, a participant of ticket N, or an agent.
 5. ``thread-index``: Outlook's Thread-Index names the same conversation as
-   a stored message from the same sender with the same subject.
-6. ``new-ticket``: none of the above.
+   a stored message of a ticket with the same subject, and the sender may
+   join that ticket (as for the subject tag).
+6. ``subject-sender``: the sender is the requester of a ticket that is not
+   closed, has the same subject once prefixes and tags are stripped, and
+   changed within the configured window. It can be switched off.
+7. ``subject-recipient``: the same for an agent's mail without thread
+   headers, with a customer it is addressed to as the requester.
+8. ``new-ticket``: none of the above.
+
+A ticket merged into another is followed to that ticket. After the choice,
+:func:`apply_reopen_limit` turns a customer's reply to a ticket closed too
+long ago into a new ticket that links the old one. Repairs by an operator
+record ``split`` or ``merge`` as the rule.
 """
 
 from __future__ import annotations
@@ -20,17 +31,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from maildesk.message import ParsedMessage
 
 TICKET_TAG = re.compile(r"\[#(\d{1,9})\]")
 
-# Reply and forward prefixes of the languages shops meet: English, Finnish (Vs, VL),
-# Swedish (SV, VB), German (AW, WG), Dutch (Antw), French (TR), optionally numbered
-# as "Re[2]:" or "Re(2):". Only used for matching; tickets keep the subject as received.
+# Reply and forward prefixes of the languages shops meet: English (Re, Fwd, FW), Finnish
+# (Vs, VL, Vast), Swedish (SV, VB, Svar), German (AW, WG), Dutch (Antw), French (TR),
+# optionally numbered as "Re[2]:" or "Re(2):" and with a full-width colon. Only used for
+# matching; tickets keep the subject as received.
 _PREFIX = re.compile(
-    r"^\s*(?:re|vs|vl|sv|vb|aw|wg|antw|antwort|fwd?|fw|tr|ref)\s*(?:\[\d+\]|\(\d+\))?\s*:\s*",
+    r"^\s*(?:re|vs|vl|vast|sv|svar|vb|aw|wg|antw|antwort|fwd?|fw|tr|ref)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]\s*",
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
@@ -41,7 +55,12 @@ THREAD_RULES = (
     "own-message-id",
     "subject-tag",
     "thread-index",
+    "subject-sender",
+    "subject-recipient",
+    "forwarded",
     "new-ticket",
+    "split",
+    "merge",
 )
 
 
@@ -51,12 +70,25 @@ class TicketInfo:
     requester: str
     participants: frozenset[str]
     status: str
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadDecision:
     ticket: int | None
     rule: str
+    # For a new ticket: the closed ticket the message replied to, which the new one links.
+    linked_ticket: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPolicy:
+    """The configurable fallbacks; the defaults turn both off."""
+
+    # Oldest ticket update the subject fallbacks may join; None turns them off.
+    subject_since: datetime | None = None
+    # For an agent's mail: the customers it is addressed to, for the subject-recipient rule.
+    customers: tuple[str, ...] = ()
 
 
 class ThreadLookup(Protocol):
@@ -64,10 +96,14 @@ class ThreadLookup(Protocol):
         """Map each id that is a stored message or auto-reply on a ticket to that ticket."""
 
     def ticket_info(self, number: int) -> TicketInfo | None:
-        """Return the ticket with this number, or None."""
+        """Return the ticket with this number (or the ticket it was merged into), or None."""
 
-    def ticket_for_thread_index(self, guid: str, sender: str, subject_key: str) -> int | None:
-        """Return the ticket of a message with this conversation GUID, sender and subject key."""
+    def ticket_for_thread_index(self, guid: str, subject_key: str) -> int | None:
+        """Return the ticket of a stored message with this conversation GUID and subject key."""
+
+    def ticket_for_subject(self, requester: str, subject_key: str, since: datetime) -> int | None:
+        """Return the newest ticket of ``requester`` that is not closed, has this
+        subject key and was updated at or after ``since``."""
 
 
 def subject_key(subject: str) -> str:
@@ -98,6 +134,7 @@ def choose_ticket(
     *,
     own_ticket_for_id: Callable[[str], int | None],
     is_agent: Callable[[str], bool],
+    policy: ThreadPolicy = ThreadPolicy(),
 ) -> ThreadDecision:
     """Return the ticket ``message`` joins and the rule that decided it.
 
@@ -111,16 +148,34 @@ def choose_ticket(
 
     for match in TICKET_TAG.finditer(message.subject):
         info = lookup.ticket_info(int(match.group(1)))
-        if info is not None and _may_use_tag(info, sender, is_agent):
+        if info is not None and _may_join(info, sender, is_agent):
             return ThreadDecision(info.number, "subject-tag")
 
-    guid = thread_index_guid(message.thread_index)
-    if guid is not None and sender:
-        ticket = lookup.ticket_for_thread_index(guid, sender, subject_key(message.subject))
-        if ticket is not None:
-            return ThreadDecision(ticket, "thread-index")
+    key = subject_key(message.subject)
+    by_thread_index = _by_thread_index(message, sender, key, lookup, is_agent)
+    if by_thread_index is not None:
+        return by_thread_index
+
+    by_subject = _by_subject(sender, key, lookup, is_agent, policy)
+    if by_subject is not None:
+        return by_subject
 
     return ThreadDecision(None, "new-ticket")
+
+
+def apply_reopen_limit(
+    decision: ThreadDecision, info: TicketInfo | None, now: datetime, limit: timedelta
+) -> ThreadDecision:
+    """Return a new-ticket decision that links ``info`` when it was closed longer than ``limit`` ago.
+
+    Only for a customer's mail: an agent may still write on an old ticket. A
+    zero ``limit`` keeps every decision.
+    """
+    if info is None or decision.ticket is None or not limit:
+        return decision
+    if info.status != "closed" or info.closed_at is None or now - info.closed_at <= limit:
+        return decision
+    return ThreadDecision(None, "new-ticket", linked_ticket=info.number)
 
 
 def _by_reference(
@@ -133,15 +188,60 @@ def _by_reference(
     for rule, ids in (("in-reply-to", message.in_reply_to), ("references", references)):
         for message_id in ids:
             if message_id in known:
-                return ThreadDecision(known[message_id], rule)
+                info = lookup.ticket_info(known[message_id])
+                return ThreadDecision(info.number if info else known[message_id], rule)
 
     for message_id in message.in_reply_to + references:
         number = own_ticket_for_id(message_id)
-        if number is not None and lookup.ticket_info(number) is not None:
-            return ThreadDecision(number, "own-message-id")
+        info = lookup.ticket_info(number) if number is not None else None
+        if info is not None:
+            return ThreadDecision(info.number, "own-message-id")
     return None
 
 
-def _may_use_tag(info: TicketInfo, sender: str, is_agent: Callable[[str], bool]) -> bool:
+def _by_thread_index(
+    message: ParsedMessage,
+    sender: str,
+    key: str,
+    lookup: ThreadLookup,
+    is_agent: Callable[[str], bool],
+) -> ThreadDecision | None:
+    guid = thread_index_guid(message.thread_index)
+    if guid is None or not sender:
+        return None
+    # Outlook's Thread-Topic is the subject without prefixes; it survives a subject that
+    # another client mangled, so either may match.
+    keys = [key]
+    if message.thread_topic:
+        keys.append(subject_key(message.thread_topic))
+    for candidate in dict.fromkeys(keys):
+        ticket = lookup.ticket_for_thread_index(guid, candidate)
+        info = lookup.ticket_info(ticket) if ticket is not None else None
+        if info is not None and _may_join(info, sender, is_agent):
+            return ThreadDecision(info.number, "thread-index")
+    return None
+
+
+def _by_subject(
+    sender: str,
+    key: str,
+    lookup: ThreadLookup,
+    is_agent: Callable[[str], bool],
+    policy: ThreadPolicy,
+) -> ThreadDecision | None:
+    if policy.subject_since is None or not sender or not key:
+        return None
+    # Customers are given only for mail from the desk's side (an agent or the support address).
+    for customer in policy.customers:
+        ticket = lookup.ticket_for_subject(customer, key, policy.subject_since)
+        if ticket is not None:
+            return ThreadDecision(ticket, "subject-recipient")
+    if policy.customers or is_agent(sender):
+        return None
+    ticket = lookup.ticket_for_subject(sender, key, policy.subject_since)
+    return ThreadDecision(ticket, "subject-sender") if ticket is not None else None
+
+
+def _may_join(info: TicketInfo, sender: str, is_agent: Callable[[str], bool]) -> bool:
     # A tag alone must not let one customer's mail join another customer's ticket.
     return sender == info.requester or sender in info.participants or is_agent(sender)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from maildesk.db import attachments, messages, outbox, ticket_tags, tickets
+from maildesk.db import attachments, messages, outbox, ticket_notes, ticket_tags, tickets
 from maildesk.errors import TicketNotFoundError
 
 
@@ -71,6 +71,14 @@ def _ticket(row: Any, tags: list[str]) -> dict[str, Any]:
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
         "first_response_due": _iso(row.first_response_due),
+        "language": row.language,
+        "first_response_at": _iso(row.first_response_at),
+        "closed_at": _iso(row.closed_at),
+        # The closed ticket this one continues, and the ticket this one was merged into.
+        "linked_ticket": row.linked_ticket,
+        "merged_into": row.merged_into,
+        # Set when erasure or retention removed the requester's personal data.
+        "redacted_at": _iso(row.redacted_at),
     }
 
 
@@ -84,7 +92,23 @@ def show_ticket(connection: Connection, number: int) -> dict[str, Any]:
         select(messages).where(messages.c.ticket == number).order_by(messages.c.id)
     ).all()
     ticket["messages"] = [_message(connection, row) for row in rows]
+    ticket["notes"] = _notes(connection, number)
     return ticket
+
+
+def _notes(connection: Connection, number: int) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(ticket_notes).where(ticket_notes.c.ticket == number).order_by(ticket_notes.c.id)
+    ).all()
+    return [
+        {"author": row.author, "text": row.text, "created_at": _iso(row.created_at)}
+        for row in rows
+    ]
+
+
+def message_view(connection: Connection, row: Any) -> dict[str, Any]:
+    """Return one stored message row with the fields of ``tickets show --json``."""
+    return _message(connection, row)
 
 
 def _message(connection: Connection, row: Any) -> dict[str, Any]:
@@ -102,8 +126,14 @@ def _message(connection: Connection, row: Any) -> dict[str, Any]:
         "date": _iso(row.date),
         "message_id": row.message_id,
         "thread_rule": row.thread_rule,
+        # The message's number in this database, for ``tickets split``; mail without a
+        # Message-ID is named by it.
+        "id": row.id,
+        "commands": json.loads(row.commands or "[]"),
         "autoreply_suppressed": row.autoreply_suppressed,
         "text": row.text,
+        # Rows stored before visible_text existed have "" there.
+        "visible_text": row.visible_text or row.text,
         "attachments": [
             {
                 "filename": f.filename,

@@ -76,7 +76,7 @@ def test_plaintext_to_loopback_allowed() -> None:
     config = parse_config(_with("mailbox", mailbox))
 
     assert 143 == config.mailbox.port
-    assert ("INBOX",) == config.mailbox.folders
+    assert ("INBOX", "Sent") == config.mailbox.folders
 
 
 def test_two_password_sources_rejected() -> None:
@@ -134,3 +134,68 @@ def test_agents_accept_domains() -> None:
     assert config.is_agent("anyone@example.fi")
     assert config.is_agent("EXT@partner.fi")
     assert not config.is_agent("someone@partner.fi")
+
+
+def _write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    return path
+
+
+def test_byte_order_mark_accepted(tmp_path: Path) -> None:
+    """A UTF-8 file that starts with a byte order mark loads."""
+    path = _write(tmp_path, b'\xef\xbb\xbf[desk]\nsupport_address = "tuki@example.fi"\n')
+
+    assert "tuki@example.fi" == load_config(path).support_address
+
+
+def test_latin1_file_named(tmp_path: Path) -> None:
+    """A file saved in Latin-1 gets an error that asks for UTF-8."""
+    path = _write(tmp_path, '[desk]\nname = "Kauppa ä"\nsupport_address = "a@b.fi"\n'.encode("latin-1"))
+
+    with pytest.raises(ConfigError, match=r"config\.toml: not UTF-8 \(invalid byte at offset 22\); save the file as UTF-8"):
+        load_config(path)
+
+
+def test_folder_as_config_named(tmp_path: Path) -> None:
+    """--config pointing at a folder is a clear error."""
+    with pytest.raises(ConfigError, match=r"is a folder; pass the configuration file itself"):
+        load_config(tmp_path)
+
+
+def test_relative_state_dir_from_config_folder(tmp_path: Path) -> None:
+    """A relative state_dir is taken from the config file's folder, not the working directory."""
+    path = _write(tmp_path, b'[desk]\nsupport_address = "tuki@example.fi"\nstate_dir = "state"\n')
+
+    config = load_config(path)
+
+    assert tmp_path.resolve() / "state" == config.state_dir
+    assert tmp_path.resolve() / "state" / "storage" == config.storage_path
+
+
+def test_empty_password_file_rejected(tmp_path: Path) -> None:
+    """An empty password file is an error at load time, not a failed login later."""
+    secret = tmp_path / "pw"
+    secret.write_text("\n", encoding="utf-8")
+    mailbox = {"host": "127.0.0.1", "username": "u", "password_file": str(secret)}
+
+    with pytest.raises(ConfigError, match=r"for mailbox\.password_file: expected a file that contains the password"):
+        parse_config(_with("mailbox", mailbox))
+
+
+def test_invalid_database_url_rejected() -> None:
+    """A database URL SQLAlchemy cannot read is named with an example."""
+    with pytest.raises(ConfigError, match=r"invalid value 'nonsense' for database\.url: expected a SQLAlchemy URL"):
+        parse_config(_with("database", {"url": "nonsense"}))
+
+
+def test_missing_database_driver_named() -> None:
+    """A URL whose driver is not installed says so."""
+    with pytest.raises(ConfigError, match=r"for database\.url: expected a database whose driver is installed"):
+        parse_config(_with("database", {"url": "postgresql+psycopg://u@localhost/maildesk"}))
+
+
+def test_huge_duration_rejected() -> None:
+    """A duration too long for a timedelta is an error, not a traceback."""
+    with pytest.raises(ConfigError, match=r"'999999999999w' for autoreply\.max_age: expected a duration shorter"):
+        parse_config(_with("autoreply", {"max_age": "999999999999w"}))

@@ -65,7 +65,7 @@ def test_example_mailbox_values(config: Config) -> None:
     assert mailbox.port == 993
     assert mailbox.security == "tls"
     assert mailbox.password == "imap-secret"
-    assert mailbox.folders == ("INBOX",)
+    assert mailbox.folders == ("INBOX", "Sent")
     assert mailbox.sent_folder == "Sent"
     assert mailbox.append_to_sent is True
     assert mailbox.poll_interval == 60
@@ -109,9 +109,9 @@ def test_example_autoreply_targets(config: Config) -> None:
 
 
 def test_example_rule_names(config: Config) -> None:
-    """The example has five rules, marketplace notices first."""
+    """The example has five rules, marketplace messages first."""
     assert [rule.name for rule in config.rules] == [
-        "Kauppapaikan ilmoitukset",
+        "Kauppapaikan viestit",
         "Kiireelliset",
         "Palautukset ja hyvitykset",
         "Laskut",
@@ -121,7 +121,7 @@ def test_example_rule_names(config: Config) -> None:
 
 def test_example_rule_actions(config: Config) -> None:
     """Each rule sets the documented priority, tags and auto-reply flag."""
-    marketplace = _rule(config, "Kauppapaikan ilmoitukset")
+    marketplace = _rule(config, "Kauppapaikan viestit")
     assert marketplace.priority == "low"
     assert marketplace.tags == ("kauppapaikka",)
     assert marketplace.autoreply is False
@@ -177,9 +177,9 @@ def test_topic_rules_tag(config: Config, text: str, tag: str) -> None:
 
 
 def test_marketplace_rule_stops(config: Config) -> None:
-    """A marketplace notice gets only its own tag and no auto-reply."""
+    """A marketplace message gets only its own tag and no auto-reply."""
     message = _message(
-        "Uusi tilaus", "Toimitus ja palautus hoidetaan sovitusti.", "noreply@marketplace.example"
+        "Uusi tilaus", "Toimitus ja palautus hoidetaan sovitusti.", "viestit@marketplace.example"
     )
     outcome = apply_rules(config.rules, message)
     assert outcome.tags == ("kauppapaikka",)

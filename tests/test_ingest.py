@@ -264,3 +264,29 @@ def test_mbox_and_maildir_import(desk: Desk, tmp_path: Path) -> None:
 
     requesters = [t["requester"] for t in sorted(desk.tickets(), key=lambda t: t["number"])]
     assert ["m1@example.com", "m2@example.com", "d1@example.com", "d2@example.com"] == requesters
+
+
+def test_broken_template_keeps_ticket(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reply that cannot be rendered leaves the ticket open without a reply, never quarantined."""
+    templates = tmp_path / "templates" / "fi"
+    templates.mkdir(parents=True)
+    (templates / "new_ticket.txt.j2").write_text("{{ no_such_variable.attribute }}", encoding="utf-8")
+    desk = make_desk(tmp_path, capsys, f'\n[autoreply]\ntemplates = "{tmp_path / "templates"}"\n')
+
+    desk.import_files(write(tmp_path, "a.eml", make_mail()))
+
+    tickets = desk.tickets()
+    assert 1 == len(tickets)
+    assert [] == desk.outbox()
+    assert [] == desk.ticketless()
+    assert "reply-error" == desk.ticket(1)["messages"][0]["autoreply_suppressed"]
+
+
+def test_non_ascii_address_keeps_ticket(desk: Desk, tmp_path: Path) -> None:
+    """A sender whose address needs SMTPUTF8 gets a ticket even where no reply can go out."""
+    raw = make_mail(sender="Jörg <jörg@example.com>")
+
+    desk.import_files(write(tmp_path, "a.eml", raw))
+
+    assert 1 == len(desk.tickets())
+    assert [] == desk.ticketless()

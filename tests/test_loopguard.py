@@ -327,6 +327,9 @@ def test_suppression_own_form_automatic() -> None:
         ("X-Spam-Flag", "yes"),
         ("X-Spam-Status", "Yes, score=8.1 required=5.0"),
         ("X-Spam", "Yes"),
+        ("X-MS-Exchange-Organization-SCL", "9"),
+        ("X-MS-Exchange-Organization-SCL", "5"),
+        ("X-Forefront-Antispam-Report", "CIP:192.0.2.1;CTRY:;LANG:fi;SCL:9;SRV:;IPV:NLI;SFV:SPM;"),
     ],
 )
 def test_suppression_spam(header: tuple[str, str]) -> None:
@@ -336,11 +339,24 @@ def test_suppression_spam(header: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [("X-Spam-Flag", "NO"), ("X-Spam-Status", "No, score=0.3 required=5.0 tests=yes")],
+    [
+        ("X-Spam-Flag", "NO"),
+        ("X-Spam-Status", "No, score=0.3 required=5.0 tests=yes"),
+        ("X-MS-Exchange-Organization-SCL", "1"),
+        ("X-MS-Exchange-Organization-SCL", "-1"),
+        ("X-Forefront-Antispam-Report", "CIP:192.0.2.1;SCL:1;SFV:NSPM;"),
+    ],
 )
 def test_suppression_spam_negative(header: tuple[str, str]) -> None:
     """A spam filter's "no" verdict does not stop the reply."""
     assert suppress(make_message(headers=(header,))) is None
+
+
+def test_inbox_rule_loop_is_robot() -> None:
+    """Mail that an Exchange inbox rule generated is a robot's."""
+    message = make_message(headers=(("X-MS-Exchange-Inbox-Rules-Loop", "liisa.makinen@example.com"),))
+
+    assert "autoreply-header" == loopguard.automatic_reason(message)
 
 
 @pytest.mark.parametrize("recipient", [None, "", "liisa", "liisa@", "@example.com"])

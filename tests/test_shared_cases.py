@@ -22,9 +22,7 @@ CASES_DIR = Path(
 )
 
 # Cases that need a feature another open issue asks for: case name -> feature.
-PENDING_FEATURES = {
-    "30-outlook-finnish-quote-header": "quote stripping into visible_text",
-}
+PENDING_FEATURES: dict[str, str] = {}
 
 # Expectations that contradict the bytes of their own case: case name -> (field, corrected value).
 # Case 14's second file name is encoded as %C3%84%C3%A4kk%C3%B6set ("Ääkköset"), while its

@@ -16,7 +16,10 @@ from types import ModuleType
 COMMAND_MODULES = (
     "maildesk.commands.daemon",
     "maildesk.commands.tickets",
+    "maildesk.commands.customers",
     "maildesk.commands.maintenance",
+    "maildesk.commands.templates",
+    "maildesk.commands.ops",
     "maildesk.commands.demo",
 )
 

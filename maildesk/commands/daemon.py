@@ -8,6 +8,7 @@ from typing import Any
 
 from maildesk.config import Config
 from maildesk.errors import MaildeskError
+from maildesk.i18n import _
 
 IMPORT_BATCH = 100
 
@@ -17,7 +18,14 @@ def register(commands: Any) -> None:
     run.set_defaults(handler=run_daemon)
 
     sync = commands.add_parser("sync", help="sync the mailbox and send due replies")
-    sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    mode = sync.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="one pass, then exit")
+    mode.add_argument(
+        "--dry-run", action="store_true",
+        help="read the mailbox and report the tickets, threads and replies a sync would create, "
+        "writing and sending nothing",
+    )
+    sync.add_argument("--json", action="store_true", help="print the --dry-run report as JSON")
     sync.set_defaults(handler=sync_command)
 
     importer = commands.add_parser("import", help="ingest .eml files, Maildir folders or mbox files")
@@ -38,12 +46,45 @@ def run_daemon(config: Config, args: argparse.Namespace) -> int:
 def sync_command(config: Config, args: argparse.Namespace) -> int:
     from maildesk.service import sync_once
 
+    if args.dry_run:
+        return dry_run_command(config, args)
     stats, sent = sync_once(config)
     print(
         f"{stats.stored} messages stored, {stats.duplicates} duplicates, "
         f"{stats.new_tickets} new tickets, {stats.quarantined} quarantined; "
         f"{sent.sent} replies sent, {sent.retried} to retry, {sent.failed} failed"
     )
+    return 0
+
+
+def dry_run_command(config: Config, args: argparse.Namespace) -> int:
+    from maildesk.commands.output import print_json
+    from maildesk.dryrun import dry_run
+
+    report = dry_run(config)
+    if args.json:
+        print_json(report.as_json())
+        return 0
+    stats = report.stats
+    print(_("dry run: nothing was written to the database and nothing was sent"))
+    print(
+        _("{stored} messages would be stored ({quarantined} quarantined), {duplicates} are already stored")
+        .format(stored=stats.stored, quarantined=stats.quarantined, duplicates=stats.duplicates)
+    )
+    print(_("new tickets: {count}").format(count=len(report.new_tickets)))
+    for ticket in report.new_tickets:
+        print(f"  #{ticket['number']} [{ticket['priority']}] {ticket['requester']}: {ticket['subject']}")
+    print(_("messages joining tickets: {count}").format(count=len(report.joined)))
+    for message in report.joined:
+        print(f"  #{message['ticket']} ({message['thread_rule']}) {message['from']}: {message['subject']}")
+    print(_("messages on no ticket: {count}").format(count=len(report.ticketless)))
+    for message in report.ticketless:
+        print(f"  {message['kind']} {message['from']}: {message['subject']} ({message['reason']})")
+    print(_("replies that would be sent: {count}").format(count=len(report.replies)))
+    for reply in report.replies:
+        print(f"  #{reply['ticket']} to {', '.join(reply['to'])}: {reply['subject']}")
+    for reason, count in sorted(report.suppressed.items()):
+        print("  " + _("no reply ({reason}): {count}").format(reason=reason, count=count))
     return 0
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from maildesk.commands.templates import print_template_checks
 from maildesk.config import Config
 
 
 def register(commands: Any) -> None:
     check = commands.add_parser("check-config", help="check the configuration file key by key")
+    check.add_argument(
+        "--connect", action="store_true",
+        help="also log in to the IMAP and SMTP servers and check the folders and the sender address",
+    )
     check.set_defaults(handler=check_config)
 
     database = commands.add_parser("db", help="database maintenance")
@@ -37,6 +42,12 @@ def check_config(config: Config, args: argparse.Namespace) -> int:
     print(f"  database: {config.database_url}")
     print(f"  storage: {config.storage_path}")
     print(f"  rules: {len(config.rules)}")
+    if not print_template_checks(config):
+        return 1
+    if args.connect:
+        from maildesk.probe import check_connections
+
+        return check_connections(config)
     return 0
 
 

@@ -15,8 +15,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "folder_errors",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("first_failed_at", sa.String(length=32), nullable=False),
+        sa.Column("last_failed_at", sa.String(length=32), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("folder_errors")

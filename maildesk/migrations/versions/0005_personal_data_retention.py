@@ -15,8 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("redacted_at", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("redacted_at", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("redacted_at")
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_column("redacted_at")
