@@ -290,8 +290,10 @@ class Config:
         return address in self.agents or domain in self.agents
 
     def is_own(self, address: str) -> bool:
-        """Return whether ``address`` is the support address or one of ``own_addresses``."""
+        """Return whether ``address`` is the support address, the SMTP sender or one of ``own_addresses``."""
         address = address.lower()
+        if self.smtp is not None and address == self.smtp.from_address:
+            return True
         return address == self.support_address or address in self.own_addresses
 
     def require_mailbox(self) -> MailboxSettings:

@@ -42,7 +42,6 @@ _OAUTH_HINT = (
     "Check username and that the OAuth client may use IMAP and SMTP for it "
     "(the scope of the refresh token)."
 )
-_MASK = "********"
 
 
 def connect_imap(settings: MailboxSettings) -> IMAPClient:
@@ -213,7 +212,7 @@ def _setup_step(settings: ServerSettings, action: str, hint: str) -> Iterator[No
         # smtplib.SMTPException and ssl.SSLError are subclasses of OSError.
         if isinstance(error, ssl.SSLCertVerificationError):
             hint = _CA_HINT
-        reason = _mask(_reason(error, settings), settings)
+        reason = _mask(_reason(error, settings), settings).rstrip(". ")
         raise ConnectionSetupError(
             f"[{settings.section}] {action} failed: {reason}. {hint}"
         ) from error
@@ -246,12 +245,17 @@ def _text(value: bytes | str) -> str:
 
 
 def _mask(text: str, settings: ServerSettings) -> str:
+    """Return ``text``, or a placeholder when it contains a secret.
+
+    Servers do not echo passwords, so this is a safeguard. Replacing only the
+    secret inside the text would show which letters a short password has
+    ("Authentic********tion"), so the whole reply is withheld instead.
+    """
     secrets = [settings.password]
     if settings.oauth is not None:
         secrets.extend(token_source(settings).secrets)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _MASK)
+    if any(secret and secret in text for secret in secrets):
+        return "(the server's reply is withheld because it contains the password or a token)"
     return text
 
 

@@ -230,7 +230,8 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("claimed_at", UtcDateTime),
     Column("sent_at", UtcDateTime),
-    # "pending", "done", "failed" or "off" for the copy in the Sent folder.
+    # The copy in the Sent folder: "pending", "copying" (APPEND under way), "done",
+    # "failed" or "off".
     Column("sent_copy", String(16), nullable=False, default="pending"),
     Index("ix_outbox_status", "status", "next_attempt_at"),
     Index("ix_outbox_recipient", "recipient", "created_at"),

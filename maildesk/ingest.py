@@ -184,11 +184,7 @@ class Ingestor:
             return {"duplicate": True}
 
         now = self.clock()
-        own_reply = (
-            repo.outbox_row_for_message_id(connection, parsed.message_id)
-            if parsed.message_id
-            else None
-        )
+        own_reply = self._own_reply(connection, parsed, secret)
         if own_reply is not None:
             # Our own auto-reply, seen again in the Sent folder or through a Bcc.
             row = self._insert_message(
@@ -234,6 +230,26 @@ class Ingestor:
         return handler(
             connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret
         )
+
+    def _own_reply(
+        self, connection: Connection, parsed: ParsedMessage, secret: bytes
+    ) -> tuple[int | None, int | None] | None:
+        """Return (outbox row, ticket) when ``parsed`` is a mail maildesk itself sent.
+
+        The outbox row is gone after a database restore, so a Message-ID with a
+        valid check value that comes from the desk's own address counts too;
+        such a copy in Sent must not pass for an agent's answer.
+        """
+        if not parsed.message_id:
+            return None
+        row = repo.outbox_row_for_message_id(connection, parsed.message_id)
+        if row is not None:
+            return row
+        sender = parsed.from_.addr if parsed.from_ else ""
+        number = ticket_from_message_id(parsed.message_id, secret)
+        if number is None or not self.config.is_own(sender):
+            return None
+        return (None, number if repo.ticket_row(connection, number) is not None else None)
 
     def _dedupe_key(self, connection: Connection, parsed: ParsedMessage) -> str | None:
         """Return the key to store ``parsed`` under, or None when it is already stored."""

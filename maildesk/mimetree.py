@@ -145,7 +145,7 @@ def _strip_eol(text: str) -> str:
 
 
 def _strip_part_end(part: Message) -> None:
-    """Give the line end before the next delimiter to the delimiter, as RFC 2046 says."""
+    """Move the line end before the next delimiter to the delimiter (RFC 2046 5.1.1)."""
     if part.is_multipart():
         if part.epilogue == "":
             part.epilogue = None

@@ -203,8 +203,8 @@ class OutboxSender:
         mailbox = self.config.require_mailbox()
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(outbox.c.id, outbox.c.raw, outbox.c.sent_at).where(
-                    outbox.c.status == "sent", outbox.c.sent_copy == "pending"
+                select(outbox.c.id, outbox.c.raw, outbox.c.sent_at, outbox.c.message_id, outbox.c.sent_copy).where(
+                    outbox.c.status == "sent", outbox.c.sent_copy.in_(("pending", "copying"))
                 )
             ).all()
         if not rows or not self.imap_gate.ready():
@@ -218,7 +218,11 @@ class OutboxSender:
         try:
             if not client.folder_exists(mailbox.sent_folder):
                 client.create_folder(mailbox.sent_folder)
-                log.info("created folder %s for copies of sent replies", mailbox.sent_folder)
+                log.warning(
+                    "folder %s did not exist and was created for copies of sent replies; if your "
+                    "mail client's Sent folder has another name, set [mailbox] sent_folder to it",
+                    mailbox.sent_folder,
+                )
             for row in rows:
                 if should_stop():
                     break
@@ -230,6 +234,11 @@ class OutboxSender:
             _logout(client)
 
     def _append(self, client: IMAPClient, folder: str, row, stats: SendStats) -> None:  # type: ignore[no-untyped-def]
+        if row.sent_copy == "copying" and self._already_copied(client, folder, row.message_id):
+            # A process died between APPEND and recording it; the copy is there.
+            self._set_copy_status(row.id, "done")
+            return
+        self._set_copy_status(row.id, "copying")
         try:
             client.append(folder, row.raw, flags=[b"\\Seen"], msg_time=row.sent_at)
             copy_status = "done"
@@ -239,8 +248,16 @@ class OutboxSender:
         except IMAPClient.Error as exc:
             copy_status = "failed"
             log.error("copy of outbox=%s to %s failed, not retried: %s", row.id, folder, exc)
+        self._set_copy_status(row.id, copy_status)
+
+    def _set_copy_status(self, row_id: int, status: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(update(outbox).where(outbox.c.id == row.id).values(sent_copy=copy_status))
+            connection.execute(update(outbox).where(outbox.c.id == row_id).values(sent_copy=status))
+
+    @staticmethod
+    def _already_copied(client: IMAPClient, folder: str, message_id: str) -> bool:
+        client.select_folder(folder, readonly=True)
+        return bool(client.search(["HEADER", "Message-ID", f"<{message_id}>"]))
 
 
 def _quit(smtp: smtplib.SMTP | None) -> None:

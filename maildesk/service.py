@@ -46,6 +46,7 @@ from maildesk.idle import IdleWatcher
 from maildesk.imapsync import MailboxSync
 from maildesk.ingest import BatchStats, Ingestor
 from maildesk.jobs import PeriodicJob, periodic_jobs
+from maildesk.keywords import MailboxMarker
 from maildesk.lock import StateLock
 from maildesk.metrics import Metrics
 from maildesk.notify import Notifier
@@ -58,6 +59,7 @@ OUTBOX_INTERVAL_SECONDS = 30
 # SIGTERM must end the process within 10 seconds; the jobs check the stop
 # flag between messages, so this bound is only reached by a hung server call.
 SHUTDOWN_WAIT_SECONDS = 8
+PERIODIC_FIRST_RUN_SECONDS = 60
 # How long the IDLE threads get to send DONE and LOGOUT at shutdown.
 IDLE_JOIN_SECONDS = 1.5
 # A failed sync is retried after 2 s, 4 s, 8 s ... up to 5 minutes, with jitter.
@@ -98,6 +100,7 @@ def sync_once(config: Config) -> tuple[BatchStats, SendStats]:
         desk = Desk.open(config)
         stats = desk.mailbox_sync().sync_once()
         sent = desk.outbox_sender().run_once() if config.smtp else SendStats()
+        MailboxMarker(config, desk.engine).run_once()
         return stats, sent
 
 
@@ -113,6 +116,8 @@ class Daemon:
             "sync", Backoff(SYNC_RETRY_FIRST_SECONDS, SYNC_RETRY_MAX_SECONDS)
         )
         self._job_lock = threading.Lock()
+        # Set at shutdown when a job was still blocked on a server after the wait.
+        self.job_abandoned = False
         self._scheduler: BackgroundScheduler | None = None
         self._watchers: list[IdleWatcher] = []
         # For the watchdog: the running job's name and when it last showed progress.
@@ -174,10 +179,13 @@ class Daemon:
             self._outbox_job, "interval", args=(sender,), id="outbox",
             seconds=OUTBOX_INTERVAL_SECONDS,
         )
+        # Periodic jobs first run a minute after start, so a daemon that restarts more
+        # often than a job's interval (a daily retention pass) still runs it.
+        first_run = datetime.now(UTC) + timedelta(seconds=PERIODIC_FIRST_RUN_SECONDS)
         for job in periodic_jobs():
             scheduler.add_job(
                 self._guarded_periodic, "interval", args=(job, desk), id=job.name,
-                seconds=job.interval_seconds,
+                seconds=job.interval_seconds, next_run_time=first_run,
             )
         return scheduler
 
@@ -365,6 +373,7 @@ class Daemon:
             watcher.join(timeout=IDLE_JOIN_SECONDS)
         self.metrics.close()
         self.notifier.close()
+        self.job_abandoned = not acquired
         log.info("maildesk stopped" if acquired else "maildesk stopped with a job still running")
 
     def _install_signal_handlers(self) -> None:

@@ -140,6 +140,19 @@ def test_imap_wrong_password_raises(imap_account: ImapAccount) -> None:
     assert "wrong-Secret-42" not in message
 
 
+def test_short_password_reply_withheld(imap_account: ImapAccount) -> None:
+    """A reply that happens to contain a short wrong password is withheld whole, not masked letter by letter."""
+    settings = imap_account.settings(password="tion")
+
+    with pytest.raises(ConnectionSetupError) as caught:
+        connect_imap(settings)
+
+    message = str(caught.value)
+    assert "Authentica" not in message
+    assert "the server's reply is withheld because it contains the password" in message
+    assert ".." not in message
+
+
 def test_imap_password_not_logged(
     imap_account: ImapAccount, caplog: pytest.LogCaptureFixture
 ) -> None:

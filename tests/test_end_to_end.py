@@ -427,3 +427,57 @@ def test_daemon_stops_on_sigterm(tmp_path: Path, imap_account: Any, smtp_sink: A
 
     assert 0 == process.returncode, stderr
     assert "maildesk stopped" in stderr
+
+
+def test_interrupted_sent_copy_not_doubled(desk_config: Config, imap_account: Any, smtp_sink: Any) -> None:
+    """A copy whose APPEND happened but was not recorded is not appended again."""
+    imap_account.append(make_mail())
+    sync_once(desk_config)
+    engine = Desk.open(desk_config).engine
+    with engine.begin() as connection:
+        # As if the process died right after APPEND, before marking the copy done.
+        connection.execute(outbox.update().values(sent_copy="copying"))
+
+    sync_once(desk_config)
+
+    client = imap_account.client()
+    client.select_folder("Sent", readonly=True)
+    assert 1 == len(client.search(["ALL"]))
+    assert "done" == stored_rows(desk_config, outbox)[0].sent_copy
+
+
+def test_sigterm_with_hung_smtp_exits(tmp_path: Path, imap_account: Any, smtp_sink: Any) -> None:
+    """SIGTERM ends maildesk run within its shutdown bound even while an SMTP server never answers."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        config_path = write_config(tmp_path, imap_account, smtp_sink)
+        sync_once(load_config(config_path))
+        text = config_path.read_text(encoding="utf-8")
+        config_path.write_text(
+            text.replace(f"port = {smtp_sink.port}", f"port = {silent.getsockname()[1]}"), encoding="utf-8"
+        )
+        imap_account.append(make_mail())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "maildesk", "--config", str(config_path), "run"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not stored_rows(load_config(config_path), outbox):
+                time.sleep(0.2)
+            time.sleep(1)
+
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    finally:
+        silent.close()
+
+    assert 0 == process.returncode, stderr
+    assert "maildesk stopped with a job still running" in stderr

@@ -290,3 +290,24 @@ def test_non_ascii_address_keeps_ticket(desk: Desk, tmp_path: Path) -> None:
 
     assert 1 == len(desk.tickets())
     assert [] == desk.ticketless()
+
+
+def test_own_reply_after_restore_is_auto(desk: Desk, tmp_path: Path) -> None:
+    """Our own reply seen in Sent after its outbox row is gone (a restored backup) is no agent answer."""
+    from sqlalchemy import create_engine, delete, select
+
+    from maildesk.db import outbox
+
+    desk.import_files(write(tmp_path, "a.eml", make_mail(sender="a@example.com")))
+    engine = create_engine(f"sqlite:///{desk.state_dir / 'maildesk.sqlite3'}")
+    with engine.begin() as connection:
+        raw = connection.execute(select(outbox.c.raw)).scalar_one()
+        connection.execute(delete(outbox))
+    engine.dispose()
+
+    desk.import_files(write(tmp_path, "reply.eml", raw))
+
+    ticket = desk.ticket(1)
+    assert "new" == ticket["status"]
+    assert ticket["owner"] is None
+    assert ["inbound", "auto"] == [m["direction"] for m in ticket["messages"]]

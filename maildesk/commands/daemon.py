@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,16 @@ def register(commands: Any) -> None:
 def run_daemon(config: Config, args: argparse.Namespace) -> int:
     from maildesk.service import Daemon
 
-    return Daemon(config).run()
+    daemon = Daemon(config)
+    code = daemon.run()
+    if daemon.job_abandoned:
+        # A job thread is still blocked on a server that does not answer, and it
+        # would keep the process alive until its socket timeout. Its transaction
+        # was not committed, so ending now is as safe as a crash, which maildesk
+        # recovers from without loss.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def sync_command(config: Config, args: argparse.Namespace) -> int:

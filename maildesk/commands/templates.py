@@ -62,8 +62,51 @@ def print_message(message: EmailMessage) -> None:
 # Template kind -> function(config, language, now) that returns a sample context. Every kind
 # listed here is rendered by check-config in every language; a module that adds templates
 # of its own adds its kinds here.
+def sample_agent_notice_context(config: Config, language: str, now: datetime) -> Mapping[str, Any]:
+    """Return a context like the one of the second-agent notice."""
+    return {
+        "desk_name": config.name,
+        "ticket_number": 1234,
+        "subject": "Tilaus 10482",
+        "customer": "asiakas@example.com",
+        "first_agent": "aino@example.fi",
+        "first_agent_name": "Aino",
+        "answered_at": "9.12. klo 12",
+        "excerpt": "Hei, tilauksesi lähti tänään.",
+    }
+
+
+def sample_digest_context(config: Config, language: str, now: datetime) -> Mapping[str, Any]:
+    """Return a context like the one of the overdue digest, with one row in each list."""
+    row = {"number": 1234, "subject": "Tilaus 10482", "customer": "asiakas@example.com",
+           "age": "2 pv", "priority": "high"}
+    return {
+        "desk_name": config.name,
+        "date": f"{now.day}.{now.month}.{now.year}",
+        "overdue": [row],
+        "waiting": [row],
+        "unowned": [row],
+    }
+
+
+def sample_auto_close_context(config: Config, language: str, now: datetime) -> Mapping[str, Any]:
+    """Return a context like the one of the auto-close notice."""
+    return {
+        "desk_name": config.name,
+        "ticket_number": 1234,
+        "subject": "Tilaus 10482",
+        "reply_subject": "Re: Tilaus 10482 [#1234]",
+        "customer_name": "Maija",
+        "support_address": config.support_address,
+        "days": 7,
+    }
+
+
 TEMPLATE_SAMPLES: dict[str, Callable[[Config, str, datetime], Mapping[str, Any]]] = {
-    kind: sample_reply_context for kind in REPLY_KINDS
+    **{kind: sample_reply_context for kind in REPLY_KINDS},
+    "agent_notice": sample_agent_notice_context,
+    "digest": sample_digest_context,
+    "auto_close": sample_auto_close_context,
 }
 
 
