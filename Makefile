@@ -25,7 +25,7 @@ bench: $(STAMP)
 translations: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -o maildesk/locale/maildesk.pot --no-location --sort-output maildesk
 	for lang in fi sv; do \
-		$(VENV)/bin/pybabel update --quiet -i maildesk/locale/maildesk.pot -d maildesk/locale -D maildesk -l $$lang --ignore-obsolete --no-fuzzy-matching; \
+		$(VENV)/bin/pybabel update -i maildesk/locale/maildesk.pot -d maildesk/locale -D maildesk -l $$lang --ignore-obsolete --no-fuzzy-matching; \
 	done
 
 clean:

@@ -35,12 +35,19 @@ from maildesk.rules import apply_rules
 logger = logging.getLogger(__name__)
 
 
+# How long a measured first-response estimate is reused. Measuring scans a month of
+# tickets, which per new ticket would make ingest slower the bigger the desk grows.
+ESTIMATE_CACHE_TIME = timedelta(minutes=10)
+
+
 class AutoReplier:
     """The auto-reply decisions and the outbox writes of one desk."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.calendar = calendar_for(config.hours)
+        # Priority -> (when computed, estimate): the measured first-response time.
+        self._estimates: dict[str, tuple[datetime, timedelta | None]] = {}
 
     # Ticket fields that the replies depend on
 
@@ -267,14 +274,18 @@ class AutoReplier:
         settings = self.config.autoreply
         if settings.estimate_percentile == 0:
             return None
+        cached = self._estimates.get(priority)
+        if cached is not None and timedelta(0) <= now - cached[0] < ESTIMATE_CACHE_TIME:
+            return cached[1]
         samples = replyhistory.first_response_samples(
             connection, self.calendar, priority=priority,
             since=now - settings.estimate_window, now=now,
         )
-        if len(samples) < settings.estimate_min_tickets:
-            return None
-
-        return percentile(samples, settings.estimate_percentile)
+        estimate = None
+        if len(samples) >= settings.estimate_min_tickets:
+            estimate = percentile(samples, settings.estimate_percentile)
+        self._estimates[priority] = (now, estimate)
+        return estimate
 
     def _queue_reply(
         self,

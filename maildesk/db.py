@@ -83,6 +83,8 @@ tickets = Table(
     Column("redacted_at", UtcDateTime),
     Index("ix_tickets_status", "status"),
     Index("ix_tickets_requester", "requester"),
+    # For the measured first-response estimate, which reads a month of one priority.
+    Index("ix_tickets_priority_created", "priority", "created_at"),
     # AUTOINCREMENT keeps SQLite from reusing the number of a deleted ticket.
     sqlite_autoincrement=True,
 )
@@ -235,6 +237,8 @@ outbox = Table(
     Column("sent_copy", String(16), nullable=False, default="pending"),
     Index("ix_outbox_status", "status", "next_attempt_at"),
     Index("ix_outbox_recipient", "recipient", "created_at"),
+    # For the per-domain and global reply limits, which count a recent time window.
+    Index("ix_outbox_created", "created_at"),
 )
 
 folders = Table(

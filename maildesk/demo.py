@@ -25,6 +25,7 @@ from maildesk import views
 from maildesk.config import Config, parse_config
 from maildesk.demo_mail import DEMO_AGENTS, DEMO_OWN_ADDRESSES, DEMO_SHOP_NAME, DEMO_SUPPORT_ADDRESS, sample_messages
 from maildesk.demo_servers import start_imap_server, start_smtp_sink
+from maildesk.i18n import _
 from maildesk.lock import StateLock
 from maildesk.service import Desk
 
@@ -100,7 +101,7 @@ def _append_samples(port: int, password: str) -> None:
 def _run_until_idle(desk: Desk) -> None:
     sync = desk.mailbox_sync()
     sender = desk.outbox_sender()
-    for _ in range(MAX_PASSES):
+    for _pass in range(MAX_PASSES):
         stats = sync.sync_once()
         sent = sender.run_once()
         if stats.stored == 0 and stats.duplicates == 0 and sent.sent == 0:
@@ -118,31 +119,41 @@ def _print_summary(desk: Desk, sent: list[Any], state_dir: Path) -> None:
     with desk.engine.connect() as connection:
         tickets = views.list_tickets(connection)
         ticketless = views.list_ticketless(connection)
-    print(f"\nmaildesk demo: {len(tickets)} tickets from the sample mail\n")
+    heading = _("maildesk demo: {count} tickets from the sample mail").format(count=len(tickets))
+    print(f"\n{heading}\n")
     for ticket in sorted(tickets, key=lambda t: t["number"]):
         tags = ", ".join(ticket["tags"]) or "-"
+        messages = _("{count} msg").format(count=ticket["message_count"])
         print(
             f"  #{ticket['number']:<3} {ticket['priority']:<7} {ticket['status']:<8} "
-            f"{ticket['message_count']} msg  {ticket['requester']:<32} {ticket['subject']}  [{tags}]"
+            f"{messages}  {ticket['requester']:<32} {ticket['subject']}  [{tags}]"
         )
-    print(f"\nStored without a ticket (never answered): {len(ticketless)}")
+    print("\n" + _("Stored without a ticket (never answered): {count}").format(count=len(ticketless)))
     for message in ticketless:
         detail = message["failed_recipient"] or message["reason"] or ""
         print(f"  {message['kind']:<8} {message['from']:<32} {message['subject']}  ({detail})")
-    print(f"\nAuto-replies accepted by the local SMTP server: {len(sent)}")
+    print("\n" + _("Auto-replies accepted by the local SMTP server: {count}").format(count=len(sent)))
     for item in sent:
         parsed = email.message_from_bytes(item.data, policy=email.policy.default)
-        print(f"  to {', '.join(item.rcpt_tos):<32} {parsed['Subject']}")
+        recipients = f"{', '.join(item.rcpt_tos):<32}"
+        line = _("to {recipients} {subject}").format(recipients=recipients, subject=parsed["Subject"])
+        print(f"  {line}")
     if sent:
         first = email.message_from_bytes(sent[0].data, policy=email.policy.default)
         body = first.get_body(("plain",))
-        print("\nThe first reply reads:\n")
+        print("\n" + _("The first reply reads:") + "\n")
         for line in (body.get_content() if body else "").strip().splitlines():
             print(f"  | {line}")
     print(
-        f"\nThe demo's database is kept in {state_dir}; look at it with\n"
-        f"  maildesk --config {state_dir / 'config.toml'} tickets list\n\n"
-        "To use a real mailbox, copy config.example.toml to /etc/maildesk/config.toml,\n"
-        "fill in [desk], [mailbox] and [smtp], then run `maildesk check-config` and\n"
-        "`maildesk sync --once`; README.md explains each key."
+        "\n"
+        + _(
+            "The demo's database is kept in {state_dir}; look at it with\n"
+            "  {command}\n\n"
+            "To use a real mailbox, copy config.example.toml to /etc/maildesk/config.toml,\n"
+            "fill in [desk], [mailbox] and [smtp], then run `maildesk check-config` and\n"
+            "`maildesk sync --once`; README.md explains each key."
+        ).format(
+            state_dir=state_dir,
+            command=f"maildesk --config {state_dir / 'config.toml'} tickets list",
+        )
     )

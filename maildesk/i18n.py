@@ -1,4 +1,4 @@
-"""Translation of what people read: CLI output, help texts and errors.
+"""Translation of what people read: CLI output, help texts, errors and dates.
 
 Code, identifiers and log lines stay English. Strings that a shop owner or
 an agent reads go through :func:`_` so that the gettext catalogs under
@@ -10,11 +10,16 @@ catalog in memory with Babel instead.
 from __future__ import annotations
 
 import argparse
+import functools
 import gettext
 import io
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_datetime
 
 DOMAIN = "maildesk"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -69,6 +74,39 @@ def active_language() -> str:
     return _language
 
 
+# Dates for people: Babel's short date and time of the Finnish locale of each
+# language, joined by the word for "at" (fi "9.12.2026 klo 12.00", sv
+# "9.12.2026 kl. 12.00"). English keeps the unambiguous ISO-like form.
+_BABEL_LOCALES = {"fi": "fi_FI", "sv": "sv_FI"}
+_AT_WORDS = {"fi": "klo", "sv": "kl."}
+_ENGLISH_DATETIME_PATTERN = "yyyy-MM-dd HH:mm"
+
+
+def format_datetime_for_people(value: datetime | str, zone: tzinfo | None = None) -> str:
+    """Format ``value`` (a datetime or an ISO 8601 string) in the active language.
+
+    The time is shown in ``zone``, default UTC. A naive value is read as UTC,
+    the zone maildesk stores times in.
+    """
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    zone = zone or UTC
+    locale = _BABEL_LOCALES.get(_language)
+    if locale is None:
+        return format_datetime(moment, _ENGLISH_DATETIME_PATTERN, tzinfo=zone, locale="en")
+    pattern = _datetime_pattern(locale, _AT_WORDS[_language])
+    return format_datetime(moment, pattern, tzinfo=zone, locale=locale)
+
+
+@functools.cache
+def _datetime_pattern(locale: str, at_word: str) -> str:
+    formats = Locale.parse(locale)
+    date = formats.date_formats["short"].pattern
+    time = formats.time_formats["short"].pattern
+    return f"{date} '{at_word}' {time}"
+
+
 def _load(language: str) -> gettext.NullTranslations:
     folder = LOCALE_DIR / language / "LC_MESSAGES"
     compiled = folder / f"{DOMAIN}.mo"
@@ -106,4 +144,9 @@ ARGPARSE_MESSAGES = (
     N_("argument %(argument_name)s: %(message)s"),
     N_("invalid %(type)s value: %(value)r"),
     N_("expected one argument"),
+    N_("expected at least one argument"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
 )

@@ -31,6 +31,7 @@ from maildesk.health import clear_folder_error, record_folder_errors
 from maildesk.ingest import BatchStats, IngestOptions, Ingestor
 from maildesk.limits import PartialMessage
 from maildesk.message import IncomingMessage
+from maildesk.progress import ImportProgress
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +136,19 @@ class MailboxSync:
             floor = 0
 
         total = BatchStats()
+        # A first import of a big folder shows its progress: a line redrawn on a
+        # terminal, or a log line a minute under systemd.
+        progress = ImportProgress(len(uids), label=folder) if len(uids) > self.mailbox.batch_size else None
         for batch in self._batches(client, folder, sorted(uids)):
             stats = self._ingest(client, folder, uidvalidity, batch, options, should_stop)
             total.add(stats)
+            if progress is not None:
+                progress.advance(len(batch))
             if stats.stopped:
                 total.stopped = True
                 return total
+        if progress is not None:
+            progress.finish()
         # Record the folder even when nothing was fetched, so that a first start
         # with existing = "none" or "since:" does not read the old mail later.
         with self.engine.begin() as connection:

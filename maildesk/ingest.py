@@ -134,6 +134,7 @@ class Ingestor:
                     stats.last_uid = item.uid
             if on_commit is not None:
                 on_commit(connection, stats)
+            self.files.sync()
         return stats
 
     def _ingest_one(

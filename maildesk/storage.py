@@ -35,12 +35,19 @@ class FileStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
         return digest
+
+    def sync(self) -> None:
+        """Flush every file written so far to disk.
+
+        Called once per batch before the transaction that names the files
+        commits, so a row never points at a file lost in a power failure.
+        One flush per batch costs a fraction of an fsync per file.
+        """
+        os.sync()
 
     def get(self, kind: str, digest: str) -> bytes:
         return self.path(kind, digest).read_bytes()

@@ -126,7 +126,9 @@ def _search_mailbox(config: Config, address: str) -> list[FolderMatches]:
     try:
         return find_mailbox_mail(client, config, address)
     except (IMAPClient.Error, OSError) as exc:
-        raise MaildeskError(f"searching the mailbox failed: {exc}; nothing was changed") from exc
+        raise MaildeskError(
+            _("searching the mailbox failed: {error}; nothing was changed").format(error=exc)
+        ) from exc
     finally:
         _logout(client)
 
@@ -137,8 +139,10 @@ def _delete_from_mailbox(config: Config, plan: list[FolderMatches]) -> MailboxRe
         return delete_mailbox_mail(client, plan)
     except (IMAPClient.Error, OSError) as exc:
         raise MaildeskError(
-            f"deleting mail from the mailbox failed: {exc}; the database part is done, "
-            "so run the same command again to finish the mailbox"
+            _(
+                "deleting mail from the mailbox failed: {error}; the database part is done, "
+                "so run the same command again to finish the mailbox"
+            ).format(error=exc)
         ) from exc
     finally:
         _logout(client)

@@ -16,25 +16,31 @@ IMPORT_BATCH = 100
 
 
 def register(commands: Any) -> None:
-    run = commands.add_parser("run", help="run the daemon: sync the mailbox and send replies until stopped")
+    run = commands.add_parser(
+        "run", help=_("run the daemon: sync the mailbox and send replies until stopped")
+    )
     run.set_defaults(handler=run_daemon)
 
-    sync = commands.add_parser("sync", help="sync the mailbox and send due replies")
+    sync = commands.add_parser("sync", help=_("sync the mailbox and send due replies"))
     mode = sync.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--once", action="store_true", help="one pass, then exit")
+    mode.add_argument("--once", action="store_true", help=_("one pass, then exit"))
     mode.add_argument(
         "--dry-run", action="store_true",
-        help="read the mailbox and report the tickets, threads and replies a sync would create, "
-        "writing and sending nothing",
+        help=_(
+            "read the mailbox and report the tickets, threads and replies a sync would create, "
+            "writing and sending nothing"
+        ),
     )
-    sync.add_argument("--json", action="store_true", help="print the --dry-run report as JSON")
+    sync.add_argument("--json", action="store_true", help=_("print the --dry-run report as JSON"))
     sync.set_defaults(handler=sync_command)
 
-    importer = commands.add_parser("import", help="ingest .eml files, Maildir folders or mbox files")
-    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    importer = commands.add_parser(
+        "import", help=_("ingest .eml files, Maildir folders or mbox files")
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar=_("PATH"))
     importer.add_argument(
         "--auto-reply", action="store_true",
-        help="queue auto-replies for new tickets (every loop-guard rule but the age limit applies)",
+        help=_("queue auto-replies for new tickets (every loop-guard rule but the age limit applies)"),
     )
     importer.set_defaults(handler=import_command)
 
@@ -61,9 +67,13 @@ def sync_command(config: Config, args: argparse.Namespace) -> int:
         return dry_run_command(config, args)
     stats, sent = sync_once(config)
     print(
-        f"{stats.stored} messages stored, {stats.duplicates} duplicates, "
-        f"{stats.new_tickets} new tickets, {stats.quarantined} quarantined; "
-        f"{sent.sent} replies sent, {sent.retried} to retry, {sent.failed} failed"
+        _(
+            "{stored} messages stored, {duplicates} duplicates, {new_tickets} new tickets, "
+            "{quarantined} quarantined; {sent} replies sent, {retried} to retry, {failed} failed"
+        ).format(
+            stored=stats.stored, duplicates=stats.duplicates, new_tickets=stats.new_tickets,
+            quarantined=stats.quarantined, sent=sent.sent, retried=sent.retried, failed=sent.failed,
+        )
     )
     return 0
 
@@ -93,7 +103,8 @@ def dry_run_command(config: Config, args: argparse.Namespace) -> int:
         print(f"  {message['kind']} {message['from']}: {message['subject']} ({message['reason']})")
     print(_("replies that would be sent: {count}").format(count=len(report.replies)))
     for reply in report.replies:
-        print(f"  #{reply['ticket']} to {', '.join(reply['to'])}: {reply['subject']}")
+        print("  " + _("#{ticket} to {to}: {subject}").format(
+            ticket=reply["ticket"], to=", ".join(reply["to"]), subject=reply["subject"]))
     for reason, count in sorted(report.suppressed.items()):
         print("  " + _("no reply ({reason}): {count}").format(reason=reason, count=count))
     return 0
@@ -117,13 +128,21 @@ def import_command(config: Config, args: argparse.Namespace) -> int:
                     total.add(desk.ingestor.ingest_batch(batch, options))
                     batch = []
         except OSError as exc:
-            raise MaildeskError(f"reading {exc.filename or 'input'} failed: {exc.strerror or exc}") from exc
+            raise MaildeskError(
+                _("reading {path} failed: {error}").format(
+                    path=exc.filename or _("input"), error=exc.strerror or exc
+                )
+            ) from exc
         finally:
             if batch:
                 total.add(desk.ingestor.ingest_batch(batch, options))
     print(
-        f"{total.stored} messages stored, {total.duplicates} duplicates, "
-        f"{total.new_tickets} new tickets, {total.quarantined} quarantined, "
-        f"{total.replies_queued} replies queued"
+        _(
+            "{stored} messages stored, {duplicates} duplicates, {new_tickets} new tickets, "
+            "{quarantined} quarantined, {queued} replies queued"
+        ).format(
+            stored=total.stored, duplicates=total.duplicates, new_tickets=total.new_tickets,
+            quarantined=total.quarantined, queued=total.replies_queued,
+        )
     )
     return 0

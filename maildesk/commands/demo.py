@@ -6,10 +6,13 @@ import argparse
 from typing import Any
 
 from maildesk.config import Config
+from maildesk.i18n import _
 
 
 def register(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="run maildesk on built-in sample mail with local test servers")
+    demo = commands.add_parser(
+        "demo", help=_("run maildesk on built-in sample mail with local test servers")
+    )
     demo.set_defaults(handler=run_demo, needs_config=False, quiet_logs=True)
 
 

@@ -7,41 +7,43 @@ from typing import Any
 
 from maildesk.commands.templates import print_template_checks
 from maildesk.config import Config
+from maildesk.i18n import _
 
 
 def register(commands: Any) -> None:
-    check = commands.add_parser("check-config", help="check the configuration file key by key")
+    check = commands.add_parser("check-config", help=_("check the configuration file key by key"))
     check.add_argument(
         "--connect", action="store_true",
-        help="also log in to the IMAP and SMTP servers and check the folders and the sender address",
+        help=_("also log in to the IMAP and SMTP servers and check the folders and the sender address"),
     )
     check.set_defaults(handler=check_config)
 
-    database = commands.add_parser("db", help="database maintenance")
-    db_commands = database.add_subparsers(dest="action", required=True, metavar="ACTION")
-    upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    database = commands.add_parser("db", help=_("database maintenance"))
+    db_commands = database.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
+    upgrade = db_commands.add_parser("upgrade", help=_("apply pending schema migrations"))
     upgrade.set_defaults(handler=upgrade_database)
 
 
 def check_config(config: Config, args: argparse.Namespace) -> int:
-    print(f"{config.path}: configuration is valid")
-    print(f"  desk: {config.name} <{config.support_address}>, language {config.language}")
+    print(_("{path}: configuration is valid").format(path=config.path))
+    print("  " + _("desk: {name} <{address}>, language {language}").format(
+        name=config.name, address=config.support_address, language=config.language))
     if config.mailbox is None:
-        print("  [mailbox] not set: run and sync cannot connect")
+        print("  " + _("[mailbox] not set: run and sync cannot connect"))
     else:
         box = config.mailbox
-        print(
-            f"  mailbox: {box.username} at {box.host}:{box.port} ({box.security}), "
-            f"folders {', '.join(box.folders)}"
-        )
+        print("  " + _("mailbox: {username} at {host}:{port} ({security}), folders {folders}").format(
+            username=box.username, host=box.host, port=box.port, security=box.security,
+            folders=", ".join(box.folders)))
     if config.smtp is None:
-        print("  [smtp] not set: replies are queued but not sent")
+        print("  " + _("[smtp] not set: replies are queued but not sent"))
     else:
         smtp = config.smtp
-        print(f"  smtp: {smtp.username} at {smtp.host}:{smtp.port} ({smtp.security})")
-    print(f"  database: {config.database_url}")
-    print(f"  storage: {config.storage_path}")
-    print(f"  rules: {len(config.rules)}")
+        print("  " + _("smtp: {username} at {host}:{port} ({security})").format(
+            username=smtp.username, host=smtp.host, port=smtp.port, security=smtp.security))
+    print("  " + _("database: {url}").format(url=config.database_url))
+    print("  " + _("storage: {path}").format(path=config.storage_path))
+    print("  " + _("rules: {count}").format(count=len(config.rules)))
     if not print_template_checks(config):
         return 1
     if args.connect:
@@ -57,7 +59,8 @@ def upgrade_database(config: Config, args: argparse.Namespace) -> int:
 
     before, after = upgrade(make_engine(config.database_url))
     if before == after:
-        print(f"database schema is up to date (revision {after})")
+        print(_("database schema is up to date (revision {revision})").format(revision=after))
     else:
-        print(f"database schema upgraded from {before or 'empty'} to revision {after}")
+        print(_("database schema upgraded from {before} to revision {after}").format(
+            before=before or _("empty"), after=after))
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from maildesk.commands.output import print_json
 from maildesk.config import Config
-from maildesk.i18n import _
+from maildesk.i18n import _, format_datetime_for_people
 
 # Exit code of ``status`` when something needs attention; 1 stays for errors
 # such as an unreadable config, and 2 is argparse's code for a usage error.
@@ -44,7 +45,7 @@ def show_status(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.as_json())
     else:
-        _print_report(report)
+        _print_report(report, ZoneInfo(config.hours.time_zone))
     return ATTENTION_EXIT_CODE if report.problems else 0
 
 
@@ -60,12 +61,15 @@ def backup_command(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_report(report: Any) -> None:
-    print(_("maildesk status at {time}").format(time=report.checked_at))
+def _print_report(report: Any, zone: tzinfo) -> None:
+    checked_at = format_datetime_for_people(report.checked_at, zone)
+    print(_("maildesk status at {time}").format(time=checked_at))
     if report.folders:
         print(_("folders:"))
         for folder in report.folders:
-            last = folder.last_sync_at or _("never")
+            last = _("never")
+            if folder.last_sync_at:
+                last = format_datetime_for_people(folder.last_sync_at, zone)
             state = _("failing: {error}").format(error=folder.error) if folder.error else _("ok")
             print(f"  {folder.name}: " + _("last sync {time}, {state}").format(time=last, state=state))
     print(

@@ -21,7 +21,7 @@ from maildesk.templating import check_templates
 
 def register(commands: Any) -> None:
     templates = commands.add_parser("templates", help=_("preview the reply templates"))
-    template_commands = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
+    template_commands = templates.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
     preview = template_commands.add_parser(
         "preview", help=_("print a rendered reply with its headers, text and HTML parts")
     )

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from maildesk import ticketactions, views
 from maildesk.commands.output import print_json, print_table
 from maildesk.config import PRIORITIES, Config
-from maildesk.i18n import N_, _
+from maildesk.i18n import N_, _, format_datetime_for_people
 from maildesk.quotes import visible_text
 
 # Author of notes written on the command line.
@@ -26,32 +26,35 @@ COMMAND_LINE_AUTHOR = "command line"
 
 
 def register(commands: Any) -> None:
-    tickets = commands.add_parser("tickets", help="list and show tickets")
-    ticket_commands = tickets.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = ticket_commands.add_parser("list", help="list tickets, newest first")
-    listing.add_argument("--status", choices=("new", "open", "pending", "closed"))
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    tickets = commands.add_parser("tickets", help=_("list and show tickets"))
+    ticket_commands = tickets.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
+    listing = ticket_commands.add_parser("list", help=_("list tickets, newest first"))
+    listing.add_argument(
+        "--status", choices=("new", "open", "pending", "closed"),
+        help=_("list only tickets with this status"),
+    )
+    listing.add_argument("--json", action="store_true", help=_("print JSON"))
     listing.set_defaults(handler=list_tickets)
-    show = ticket_commands.add_parser("show", help="show one ticket with its messages")
+    show = ticket_commands.add_parser("show", help=_("show one ticket with its messages"))
     show.add_argument("number", type=int)
-    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--json", action="store_true", help=_("print JSON"))
     show.set_defaults(handler=show_ticket)
     _register_changes(ticket_commands)
 
-    outbox = commands.add_parser("outbox", help="show queued and sent replies")
-    outbox_commands = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
-    outbox_list = outbox_commands.add_parser("list", help="list the outbox")
-    outbox_list.add_argument("--json", action="store_true", help="print JSON")
+    outbox = commands.add_parser("outbox", help=_("show queued and sent replies"))
+    outbox_commands = outbox.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
+    outbox_list = outbox_commands.add_parser("list", help=_("list the outbox"))
+    outbox_list.add_argument("--json", action="store_true", help=_("print JSON"))
     outbox_list.set_defaults(handler=list_outbox)
 
-    messages = commands.add_parser("messages", help="show stored mail")
-    message_commands = messages.add_subparsers(dest="action", required=True, metavar="ACTION")
-    message_list = message_commands.add_parser("list", help="list stored messages")
+    messages = commands.add_parser("messages", help=_("show stored mail"))
+    message_commands = messages.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
+    message_list = message_commands.add_parser("list", help=_("list stored messages"))
     message_list.add_argument(
         "--ticketless", action="store_true", required=True,
-        help="mail on no ticket: bounces, robots' mail and quarantined mail",
+        help=_("mail on no ticket: bounces, robots' mail and quarantined mail"),
     )
-    message_list.add_argument("--json", action="store_true", help="print JSON")
+    message_list.add_argument("--json", action="store_true", help=_("print JSON"))
     message_list.set_defaults(handler=list_ticketless)
 
 
@@ -106,7 +109,11 @@ def list_tickets(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ("number", "status", "priority", "requester", "message_count", "subject"))
+        print_table(rows, {
+            "number": _("number"), "status": _("status"), "priority": _("priority"),
+            "requester": _("requester"), "message_count": _("message_count"),
+            "subject": _("subject"),
+        })
     return 0
 
 
@@ -128,7 +135,10 @@ def list_outbox(config: Config, args: argparse.Namespace) -> int:
     else:
         print_table(
             [dict(row, to=", ".join(row["to"])) for row in rows],
-            ("id", "ticket", "status", "attempts", "to", "subject"),
+            {
+                "id": _("id"), "ticket": _("ticket"), "status": _("status"),
+                "attempts": _("attempts"), "to": _("to"), "subject": _("subject"),
+            },
         )
     return 0
 
@@ -139,7 +149,10 @@ def list_ticketless(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ("kind", "from", "failed_recipient", "reason", "subject"))
+        print_table(rows, {
+            "kind": _("kind"), "from": _("from"), "failed_recipient": _("failed_recipient"),
+            "reason": _("reason"), "subject": _("subject"),
+        })
     return 0
 
 
@@ -278,6 +291,4 @@ def _utc_text(value: str) -> str:
 
 
 def _local(value: str | None, zone: ZoneInfo) -> str:
-    if not value:
-        return "-"
-    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return format_datetime_for_people(value, zone) if value else "-"
