@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from maildesk.db import (
     folders,
@@ -26,6 +26,22 @@ from maildesk.db import (
 from maildesk.threader import TicketInfo
 
 SECRET_KEY = "message_id_secret"
+
+# The lookups ingest runs for every message, built once with bound parameters so
+# SQLAlchemy does not construct and cache-key a new statement each time.
+_MESSAGE_TICKETS = select(messages.c.message_id, messages.c.ticket).where(
+    messages.c.message_id.in_(bindparam("ids", expanding=True)), messages.c.ticket.is_not(None)
+)
+_OUTBOX_TICKETS = select(outbox.c.message_id, outbox.c.ticket).where(
+    outbox.c.message_id.in_(bindparam("ids", expanding=True)), outbox.c.ticket.is_not(None)
+)
+_PARTICIPANTS = select(ticket_participants.c.address).where(
+    ticket_participants.c.ticket == bindparam("ticket")
+)
+_DUPLICATE = select(messages.c.id).where(messages.c.dedupe_key == bindparam("key"))
+_HASHES = select(messages.c.content_hash).where(messages.c.message_id == bindparam("message_id"))
+_OUTBOX_ROW = select(outbox.c.id, outbox.c.ticket).where(outbox.c.message_id == bindparam("message_id"))
+_TICKET_ROW = select(tickets).where(tickets.c.number == bindparam("number"))
 # A merge chain longer than this is a loop or a mistake; threading stops following it.
 MAX_MERGE_HOPS = 10
 
@@ -40,18 +56,10 @@ class StoredState:
         if not ids:
             return {}
         found: dict[str, int] = {}
-        rows = self.connection.execute(
-            select(messages.c.message_id, messages.c.ticket).where(
-                messages.c.message_id.in_(ids), messages.c.ticket.is_not(None)
-            )
-        )
+        rows = self.connection.execute(_MESSAGE_TICKETS, {"ids": list(ids)})
         for message_id, ticket in rows:
             found.setdefault(message_id, ticket)
-        rows = self.connection.execute(
-            select(outbox.c.message_id, outbox.c.ticket).where(
-                outbox.c.message_id.in_(ids), outbox.c.ticket.is_not(None)
-            )
-        )
+        rows = self.connection.execute(_OUTBOX_TICKETS, {"ids": list(ids)})
         for message_id, ticket in rows:
             found.setdefault(message_id, ticket)
         return found
@@ -60,9 +68,7 @@ class StoredState:
         row = resolve_merged(self.connection, number)
         if row is None:
             return None
-        participants = self.connection.execute(
-            select(ticket_participants.c.address).where(ticket_participants.c.ticket == row.number)
-        ).scalars()
+        participants = self.connection.execute(_PARTICIPANTS, {"ticket": row.number}).scalars()
         return TicketInfo(
             row.number, row.requester, frozenset(participants), row.status, row.closed_at
         )
@@ -111,23 +117,15 @@ def message_id_secret(connection: Connection) -> bytes:
 
 
 def find_duplicate(connection: Connection, dedupe_key: str) -> int | None:
-    return connection.execute(
-        select(messages.c.id).where(messages.c.dedupe_key == dedupe_key)
-    ).scalar()
+    return connection.execute(_DUPLICATE, {"key": dedupe_key}).scalar()
 
 
 def hashes_for_message_id(connection: Connection, message_id: str) -> set[str]:
-    return set(
-        connection.execute(
-            select(messages.c.content_hash).where(messages.c.message_id == message_id)
-        ).scalars()
-    )
+    return set(connection.execute(_HASHES, {"message_id": message_id}).scalars())
 
 
 def outbox_row_for_message_id(connection: Connection, message_id: str) -> tuple[int, int | None] | None:
-    row = connection.execute(
-        select(outbox.c.id, outbox.c.ticket).where(outbox.c.message_id == message_id)
-    ).first()
+    row = connection.execute(_OUTBOX_ROW, {"message_id": message_id}).first()
     return (row.id, row.ticket) if row else None
 
 
@@ -231,7 +229,7 @@ def update_ticket(connection: Connection, number: int, **values: object) -> None
 
 
 def ticket_row(connection: Connection, number: int):  # type: ignore[no-untyped-def]
-    return connection.execute(select(tickets).where(tickets.c.number == number)).first()
+    return connection.execute(_TICKET_ROW, {"number": number}).first()
 
 
 def mark_outbox_bounced(connection: Connection, outbox_id: int, recipient: str) -> None:
