@@ -451,7 +451,10 @@ def extract_message_ids(value: str | None) -> tuple[str, ...]:
 
     ids: dict[str, None] = {}
     for item in found:
-        cleaned = "".join(_CONTROL_CHARS.sub("", decode_raw_text(item, [])).split()).strip("<>")
+        # An id never contains angle brackets; a stray one inside ("0<0") is dropped
+        # so the id can be written back into In-Reply-To and References safely.
+        cleaned = "".join(_CONTROL_CHARS.sub("", decode_raw_text(item, [])).split())
+        cleaned = cleaned.replace("<", "").replace(">", "")
         if cleaned:
             ids[cleaned] = None
 

@@ -60,6 +60,9 @@ REPLY_VARIABLES = (
     "desk_name", "support_address", "ticket_number", "subject", "customer_name", "priority",
     "expected_by", "open_now", "opens_at", "busy", "faq",
 )
+# The longest id written back into In-Reply-To or References, leaving room on its
+# header line for the field name and the angle brackets.
+MAX_REFERENCE_LENGTH = 900
 # A References header keeps the thread's first id and the newest ones up to this count,
 # so that a long thread does not grow the header without bound.
 MAX_REFERENCES = 20
@@ -437,4 +440,10 @@ def _reference_ids(references: tuple[str, ...], parent: str | None) -> list[str]
 def _is_header_safe_id(message_id: str | None) -> bool:
     # An id with spaces, angle brackets or non-ASCII text could not be written back
     # unchanged, and another mail client would not match it anyway.
-    return message_id is not None and bool(_MESSAGE_ID_TEXT.match(message_id))
+    # One longer than a header line may be (RFC 5322 section 2.1.1: 998 characters)
+    # would be folded or encoded, which breaks it, so such ids are left out too.
+    return (
+        message_id is not None
+        and len(message_id) <= MAX_REFERENCE_LENGTH
+        and bool(_MESSAGE_ID_TEXT.match(message_id))
+    )

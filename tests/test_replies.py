@@ -608,3 +608,16 @@ def test_reply_non_ascii_local_part() -> None:
     """A non-ASCII local part needs SMTPUTF8 and raises ValueError."""
     with pytest.raises(ValueError, match="non-ASCII local part needs SMTPUTF8"):
         build(customer=Address("liisa.mäkinen@example.com", "Liisa"))
+
+
+def test_overlong_parent_id_left_out() -> None:
+    """An id too long for one header line is not written into In-Reply-To or References."""
+    from email.message import EmailMessage
+
+    from maildesk.replies import _set_thread_headers
+
+    reply = EmailMessage()
+    _set_thread_headers(reply, "a" * 990 + "@example.com", ("ok@example.com",))
+
+    assert reply["In-Reply-To"] is None
+    assert "<ok@example.com>" == str(reply["References"])
