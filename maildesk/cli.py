@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config or default_config_path())
         return args.handler(config, args)
     except MaildeskError as exc:
-        print(_("maildesk: error: {error}").format(error=exc), file=sys.stderr)
+        # A configuration error may name several keys, one per line.
+        for line in str(exc).splitlines() or [""]:
+            print(_("maildesk: error: {error}").format(error=line), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -359,40 +360,59 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         path, reader.string(desk, "desk.state_dir", os.environ.get("STATE_DIRECTORY") or str(DEFAULT_STATE_DIR))
     )
 
-    database = reader.table(data, "database")
-    reader.reject_unknown(database, {"url"}, "database")
-    storage = reader.table(data, "storage")
-    reader.reject_unknown(storage, {"path"}, "storage")
-    imports = reader.table(data, "import")
-    reader.reject_unknown(imports, {"existing"}, "import")
-    existing = reader.string(imports, "import.existing", "since:7d")
-    if not _EXISTING.match(existing):
-        reader.fail("import.existing", existing, 'one of "none", "all" or "since:<days>d", such as "since:7d"')
+    # Each section is checked even when an earlier one failed, so one run of
+    # check-config names the invalid key of every section at once.
+    errors: list[str] = []
 
-    return Config(
-        path=path,
-        name=reader.string(desk, "desk.name", "maildesk"),
-        support_address=support,
-        language=reader.choice(desk, "desk.language", LANGUAGES, "fi"),
-        agents=reader.address_list(desk, "desk.agents", allow_domains=True),
-        own_addresses=reader.address_list(desk, "desk.own_addresses"),
-        state_dir=state_dir,
-        mailbox=_with_token_cache(_mailbox(reader, data), state_dir),
-        smtp=_with_token_cache(_smtp(reader, data), state_dir),
-        database_url=_database_url(reader, database, state_dir),
-        storage_path=_relative_to(path, reader.string(storage, "storage.path", str(state_dir / "storage"))),
-        autoreply=_autoreply(reader, data),
-        rules=_rules(reader, data),
-        existing=existing,
-        retention=_retention(reader, data),
-        threading=_threading(reader, data),
-        agent_settings=_agent_settings(reader, data),
-        keywords=_keywords(reader, data),
-        digest=_digest(reader, data),
-        hours=_hours(reader, data),
-        limits=_limits(reader, data),
-        metrics=_metrics(reader, data),
-    )
+    def checked(build: Callable[[], Any]) -> Any:
+        try:
+            return build()
+        except ConfigError as exc:
+            errors.append(str(exc))
+            return None
+
+    def existing_value() -> str:
+        imports = reader.table(data, "import")
+        reader.reject_unknown(imports, {"existing"}, "import")
+        value = reader.string(imports, "import.existing", "since:7d")
+        if not _EXISTING.match(value):
+            reader.fail("import.existing", value, 'one of "none", "all" or "since:<days>d", such as "since:7d"')
+        return value
+
+    def database_url() -> str:
+        database = reader.table(data, "database")
+        reader.reject_unknown(database, {"url"}, "database")
+        return _database_url(reader, database, state_dir)
+
+    def storage_path() -> Path:
+        storage = reader.table(data, "storage")
+        reader.reject_unknown(storage, {"path"}, "storage")
+        return _relative_to(path, reader.string(storage, "storage.path", str(state_dir / "storage")))
+
+    values = {
+        "name": checked(lambda: reader.string(desk, "desk.name", "maildesk")),
+        "language": checked(lambda: reader.choice(desk, "desk.language", LANGUAGES, "fi")),
+        "agents": checked(lambda: reader.address_list(desk, "desk.agents", allow_domains=True)),
+        "own_addresses": checked(lambda: reader.address_list(desk, "desk.own_addresses")),
+        "mailbox": checked(lambda: _with_token_cache(_mailbox(reader, data), state_dir)),
+        "smtp": checked(lambda: _with_token_cache(_smtp(reader, data), state_dir)),
+        "database_url": checked(database_url),
+        "storage_path": checked(storage_path),
+        "autoreply": checked(lambda: _autoreply(reader, data)),
+        "rules": checked(lambda: _rules(reader, data)),
+        "existing": checked(existing_value),
+        "retention": checked(lambda: _retention(reader, data)),
+        "threading": checked(lambda: _threading(reader, data)),
+        "agent_settings": checked(lambda: _agent_settings(reader, data)),
+        "keywords": checked(lambda: _keywords(reader, data)),
+        "digest": checked(lambda: _digest(reader, data)),
+        "hours": checked(lambda: _hours(reader, data)),
+        "limits": checked(lambda: _limits(reader, data)),
+        "metrics": checked(lambda: _metrics(reader, data)),
+    }
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return Config(path=path, support_address=support, state_dir=state_dir, **values)
 
 
 def _server_fields(reader: _Reader, table: dict[str, Any], section: str) -> dict[str, Any]:

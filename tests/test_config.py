@@ -199,3 +199,21 @@ def test_huge_duration_rejected() -> None:
     """A duration too long for a timedelta is an error, not a traceback."""
     with pytest.raises(ConfigError, match=r"'999999999999w' for autoreply\.max_age: expected a duration shorter"):
         parse_config(_with("autoreply", {"max_age": "999999999999w"}))
+
+
+def test_every_section_error_reported() -> None:
+    """Invalid keys in several sections are all named in one error, one line each."""
+    data = {
+        "desk": {**MINIMAL["desk"], "language": "de"},
+        "autoreply": {"max_age": "soon"},
+        "import": {"existing": "some"},
+    }
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+
+    lines = str(caught.value).splitlines()
+    assert 3 == len(lines)
+    assert lines[0].startswith("invalid value 'de' for desk.language")
+    assert lines[1].startswith("invalid value 'soon' for autoreply.max_age")
+    assert lines[2].startswith("invalid value 'some' for import.existing")
