@@ -1,5 +1,7 @@
 """Exception hierarchy, sorted by what the operator has to do about each error."""
 
+from maildesk.i18n import _
+
 
 class MaildeskError(Exception):
     """Base class of every error maildesk raises on purpose."""
@@ -25,5 +27,5 @@ class TicketNotFoundError(MaildeskError, LookupError):
     """No ticket has the requested number."""
 
     def __init__(self, number: int) -> None:
-        super().__init__(f"ticket {number} not found")
+        super().__init__(_("ticket {number} not found").format(number=number))
         self.number = number

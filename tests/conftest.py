@@ -26,6 +26,22 @@ from servers import (
 DOVECOT_FIXTURE = "dovecot_binary"
 
 
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run every test with English CLI output, whatever the machine's locale.
+
+    Tests of other languages pass --lang or set the variables themselves.
+    """
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LC_ALL", "C")
+    yield
+    # The CLI activates a language for the whole process; the next test starts in English.
+    from maildesk.i18n import activate
+
+    activate("en")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DOVECOT_FIXTURE in getattr(item, "fixturenames", ()):
