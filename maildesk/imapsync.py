@@ -123,15 +123,11 @@ class MailboxSync:
         else:
             stored_validity, last_uid = state
             if stored_validity != uidvalidity:
-                log.warning(
-                    "UIDVALIDITY of %s changed from %s to %s; reading the folder again "
-                    "(stored messages are recognized as duplicates)",
-                    folder, stored_validity, uidvalidity,
-                )
-                last_uid = 0
-            with _imap_step(self.mailbox.host, f"searching {folder}"):
-                found = client.search(["UID", f"{last_uid + 1}:*"])
-            uids = [uid for uid in found if uid > last_uid]
+                uids = self._reread(client, folder, stored_validity, uidvalidity)
+            else:
+                with _imap_step(self.mailbox.host, f"searching {folder}"):
+                    found = client.search(["UID", f"{last_uid + 1}:*"])
+                uids = [uid for uid in found if uid > last_uid]
             options = IngestOptions(autoreply=True, check_age=True)
             floor = 0
 
@@ -163,6 +159,29 @@ class MailboxSync:
                 total.replies_queued, total.quarantined,
             )
         return total
+
+    def _reread(
+        self, client: IMAPClient, folder: str, stored_validity: int, uidvalidity: int
+    ) -> list[int]:
+        """Return the UIDs to read again after a UIDVALIDITY change.
+
+        Every mail that arrived since the last sync must be read; older mail was
+        either stored already (a duplicate now) or left alone on purpose by
+        ``import.existing``, so only ``existing = "all"`` reads the whole folder.
+        """
+        with self.engine.connect() as connection:
+            last_sync = repo.folder_last_sync(connection, folder)
+        criteria: list[object] = ["ALL"]
+        if self.config.existing != "all" and last_sync is not None:
+            # SINCE compares dates only; a day of margin covers time zones.
+            criteria = ["SINCE", (last_sync - timedelta(days=1)).date()]
+        log.warning(
+            "UIDVALIDITY of %s changed from %s to %s; reading the folder again from %s "
+            "(stored messages are recognized as duplicates)",
+            folder, stored_validity, uidvalidity, "the start" if criteria == ["ALL"] else criteria[1],
+        )
+        with _imap_step(self.mailbox.host, f"searching {folder}"):
+            return list(client.search(criteria))
 
     def _first_start(self, client: IMAPClient, folder: str) -> tuple[list[int], IngestOptions]:
         # Mail already in the mailbox at the first start never gets an auto-reply.

@@ -248,6 +248,13 @@ def folder_state(connection: Connection, name: str) -> tuple[int, int] | None:
     return (row.uidvalidity, row.last_uid) if row else None
 
 
+def folder_last_sync(connection: Connection, name: str) -> datetime | None:
+    """Return when a folder was last synced, or None."""
+    return connection.execute(
+        select(folders.c.last_sync_at).where(folders.c.name == name)
+    ).scalar()
+
+
 def save_folder_state(
     connection: Connection, name: str, uidvalidity: int, last_uid: int, now: datetime
 ) -> None:

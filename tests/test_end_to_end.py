@@ -481,3 +481,20 @@ def test_sigterm_with_hung_smtp_exits(tmp_path: Path, imap_account: Any, smtp_si
 
     assert 0 == process.returncode, stderr
     assert "maildesk stopped with a job still running" in stderr
+
+
+def test_uidvalidity_reset_keeps_skipped_mail_out(tmp_path: Path, imap_account: Any, smtp_sink: Any) -> None:
+    """After a UIDVALIDITY change, mail that import.existing skipped at first start stays out."""
+    now = datetime.now(UTC)
+    imap_account.append(make_mail(subject="Vanha"), internaldate=now - timedelta(days=20))
+    config = load_config(write_config(tmp_path, imap_account, smtp_sink, existing="since:7d"))
+    sync_once(config)
+    imap_account.append(make_mail(sender="uusi@example.net", subject="Uusi"))
+    sync_once(config)
+
+    imap_account.reset_uidvalidity("INBOX")
+    stats, _ = sync_once(config)
+
+    assert 0 == stats.stored
+    assert 1 == stats.duplicates
+    assert ["Uusi"] == [row.subject for row in stored_rows(config, messages)]
