@@ -1,10 +1,10 @@
 """The ingest pipeline: raw message in, stored message, ticket change and queued reply out.
 
 ``run``, ``sync``, ``import`` and ``demo`` all feed messages through
-:meth:`Ingestor.ingest_batch`. One batch is one database transaction and
-each message runs in its own savepoint, so a message counts as done exactly
-when the transaction that stores its ticket change commits, and a message
-that fails is quarantined instead of stopping the batch.
+:meth:`Ingestor.ingest_batch`. One batch is one database transaction, and
+each message runs in its own savepoint. A message counts as done exactly when
+the transaction that stores its ticket change commits. A message that fails
+is quarantined instead of stopping the batch.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class BatchStats:
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How a batch treats auto-replies.
+    """Auto-reply settings of one batch.
 
     ``autoreply`` False means no reply at all (first-start import of old
     mail, ``import`` without ``--auto-reply``). ``check_age`` False skips the
@@ -241,8 +241,8 @@ class Ingestor:
         """Return (outbox row, ticket) when ``parsed`` is a mail maildesk itself sent.
 
         The outbox row is gone after a database restore, so a Message-ID with a
-        valid check value that comes from the desk's own address counts too;
-        such a copy in Sent must not pass for an agent's answer.
+        valid check value that comes from the desk's own address counts too.
+        Such a copy in Sent must not pass for an agent's reply.
         """
         if not parsed.message_id:
             return None

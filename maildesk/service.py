@@ -56,8 +56,8 @@ from maildesk.schema import upgrade
 log = logging.getLogger(__name__)
 
 OUTBOX_INTERVAL_SECONDS = 30
-# SIGTERM must end the process within 10 seconds; the jobs check the stop
-# flag between messages, so this bound is only reached by a hung server call.
+# SIGTERM must end the process within 10 seconds. The jobs check the stop flag
+# between messages, so only a hung server call reaches this bound.
 SHUTDOWN_WAIT_SECONDS = 8
 PERIODIC_FIRST_RUN_SECONDS = 60
 # How long the IDLE threads get to send DONE and LOGOUT at shutdown.
