@@ -349,17 +349,6 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         "desk", "mailbox", "smtp", "database", "storage", "autoreply", "rules", "import", "retention",
         "threading", "agents", "keywords", "digest", "hours", "limits", "metrics",
     }
-    reader.reject_unknown(data, known, "")
-
-    desk = reader.table(data, "desk", required=True)
-    reader.reject_unknown(
-        desk, {"name", "support_address", "language", "agents", "own_addresses", "state_dir"}, "desk"
-    )
-    support = reader.address(desk, "desk.support_address", required=True)
-    state_dir = _relative_to(
-        path, reader.string(desk, "desk.state_dir", os.environ.get("STATE_DIRECTORY") or str(DEFAULT_STATE_DIR))
-    )
-
     # Each section is checked even when an earlier one failed, so one run of
     # check-config names the invalid key of every section at once.
     errors: list[str] = []
@@ -370,6 +359,18 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         except ConfigError as exc:
             errors.append(str(exc))
             return None
+
+    checked(lambda: reader.reject_unknown(data, known, ""))
+    desk = reader.table(data, "desk", required=True)
+    checked(lambda: reader.reject_unknown(
+        desk, {"name", "support_address", "language", "agents", "own_addresses", "state_dir"}, "desk"
+    ))
+    support = checked(lambda: reader.address(desk, "desk.support_address", required=True))
+    default_state = os.environ.get("STATE_DIRECTORY") or str(DEFAULT_STATE_DIR)
+    state_dir = checked(lambda: _relative_to(path, reader.string(desk, "desk.state_dir", default_state)))
+    if state_dir is None:
+        # Later sections derive default paths from it; their own errors still count.
+        state_dir = Path(default_state)
 
     def existing_value() -> str:
         imports = reader.table(data, "import")

@@ -89,6 +89,8 @@ class MailboxSync:
                 if should_stop():
                     total.stopped = True
                     break
+                if self._sent_folder_not_created_yet(client, folder):
+                    continue
                 try:
                     total.add(self.sync_folder(client, folder, should_stop))
                 except ConnectionLostError as exc:
@@ -106,6 +108,20 @@ class MailboxSync:
         finally:
             _logout(client)
         return total
+
+    def _sent_folder_not_created_yet(self, client: IMAPClient, folder: str) -> bool:
+        """Return whether ``folder`` is the Sent folder that the first reply will create.
+
+        A new mailbox often has no Sent folder until something is sent; that is
+        no error, and the folder is synced once it exists.
+        """
+        if folder != self.mailbox.sent_folder or not self.mailbox.append_to_sent:
+            return False
+        with _imap_step(self.mailbox.host, f"looking for {folder}"):
+            exists = client.folder_exists(folder)
+        if not exists:
+            log.debug("folder %s does not exist yet; it is created with the first reply", folder)
+        return not exists
 
     def sync_folder(
         self, client: IMAPClient, folder: str, should_stop: Callable[[], bool]

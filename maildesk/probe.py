@@ -68,6 +68,12 @@ def probe_imap(settings: MailboxSettings) -> ProbeResult:
 def _check_folders(client: IMAPClient, settings: MailboxSettings, result: ProbeResult) -> None:
     available = [name for _flags, _delimiter, name in client.list_folders()]
     for folder in settings.folders:
+        if folder not in available and folder == settings.sent_folder and settings.append_to_sent:
+            result.lines.append(
+                f"folder {folder}: does not exist yet; it is created with the first reply and "
+                "synced from then on"
+            )
+            continue
         if folder not in available:
             result.fail(
                 f"folder {folder}: not found on the server; its folders are: {', '.join(available)}"

@@ -181,6 +181,8 @@ def _drop_quoted(lines: list[str]) -> list[str]:
     while index < len(lines):
         line = lines[index]
         attribution = 0 if _is_quoted(line) else _attribution_length(lines, index)
+        if not attribution and not _is_quoted(line) and _introduces_quote(line):
+            attribution = 1
         if attribution and _quoted_follows(lines, index + attribution):
             index += attribution
             continue
@@ -189,6 +191,12 @@ def _drop_quoted(lines: list[str]) -> list[str]:
         index += 1
 
     return kept
+
+
+def _introduces_quote(line: str) -> bool:
+    # Right before ">" lines, even "John wrote:" without a time or an address
+    # introduces the quote, so it goes with it.
+    return len(line) <= _MAX_ATTRIBUTION_LENGTH and bool(_ATTRIBUTION.search(line))
 
 
 def _drop_signature(lines: list[str]) -> list[str]:

@@ -217,3 +217,22 @@ def test_every_section_error_reported() -> None:
     assert lines[0].startswith("invalid value 'de' for desk.language")
     assert lines[1].startswith("invalid value 'soon' for autoreply.max_age")
     assert lines[2].startswith("invalid value 'some' for import.existing")
+
+
+def test_desk_and_section_errors_together() -> None:
+    """An unknown top-level section, a [desk] mistake and a later section's mistake are all named."""
+    data = {
+        "desk": {"support_address": "tuki", "agnets": [], "state_dir": "/tmp/maildesk-test"},
+        "smtpp": {"foo": 1},
+        "import": {"existing": "some"},
+    }
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+
+    lines = str(caught.value).splitlines()
+    assert 4 == len(lines)
+    assert lines[0].startswith("unknown key smtpp")
+    assert lines[1].startswith("unknown key desk.agnets")
+    assert lines[2].startswith("invalid value 'tuki' for desk.support_address")
+    assert lines[3].startswith("invalid value 'some' for import.existing")

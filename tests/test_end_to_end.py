@@ -498,3 +498,30 @@ def test_uidvalidity_reset_keeps_skipped_mail_out(tmp_path: Path, imap_account: 
     assert 0 == stats.stored
     assert 1 == stats.duplicates
     assert ["Uusi"] == [row.subject for row in stored_rows(config, messages)]
+
+
+def test_missing_sent_folder_no_error(tmp_path: Path, imap_account: Any, smtp_sink: Any) -> None:
+    """A Sent folder that the first reply has not created yet is no sync error."""
+    from maildesk.db import folder_errors
+
+    config = load_config(write_config(tmp_path, imap_account, smtp_sink, folders=["INBOX", "Sent"]))
+
+    sync_once(config)
+
+    engine = Desk.open(config).engine
+    with engine.connect() as connection:
+        assert [] == connection.execute(select(folder_errors)).all()
+
+
+def test_sync_once_exit_code_on_folder_failure(
+    tmp_path: Path, imap_account: Any, smtp_sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sync --once exits 1 and names the folder when a configured folder cannot be synced."""
+    from maildesk.cli import main
+
+    config_path = write_config(tmp_path, imap_account, smtp_sink, folders=["INBOX", "Arkisto"])
+
+    code = main(["--config", str(config_path), "sync", "--once"])
+
+    assert 1 == code
+    assert "folder Arkisto failed:" in capsys.readouterr().err

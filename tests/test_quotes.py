@@ -198,3 +198,15 @@ def test_only_quote_falls_back() -> None:
 def test_crlf_normalized() -> None:
     """CRLF line ends are read like LF."""
     assert "Kiitos!" == visible_text("Kiitos!\r\n\r\n-- \r\nAino\r\n")
+
+
+def test_bare_attribution_before_quote_dropped() -> None:
+    """An attribution line without a time or an address goes with the quote that follows it."""
+    assert "Kiitos!" == visible_text("Kiitos!\n\nMatti Meikäläinen kirjoitti:\n> hei\n> moi\n")
+
+
+def test_bare_attribution_without_quote_kept() -> None:
+    """A sentence that only looks like an attribution stays when no quote follows."""
+    text = "Ystäväni kirjoitti: paketti on myöhässä.\nAuttakaa."
+
+    assert text == visible_text(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,23 @@ def sync_command(config: Config, args: argparse.Namespace) -> int:
             quarantined=stats.quarantined, sent=sent.sent, retried=sent.retried, failed=sent.failed,
         )
     )
-    return 0
+    failing = failing_folders(config)
+    for name, error in failing:
+        print(_("folder {folder} failed: {error}").format(folder=name, error=error), file=sys.stderr)
+    # A folder that could not be synced is something a script or a timer must notice.
+    return 1 if failing else 0
+
+
+def failing_folders(config: Config) -> list[tuple[str, str]]:
+    """Return (folder, error) for each configured folder whose last sync failed."""
+    from sqlalchemy import select
+
+    from maildesk.db import folder_errors, make_engine
+
+    wanted = set(config.mailbox.folders) if config.mailbox else set()
+    with make_engine(config.database_url).connect() as connection:
+        rows = connection.execute(select(folder_errors.c.name, folder_errors.c.error)).all()
+    return [(row.name, row.error) for row in rows if row.name in wanted]
 
 
 def dry_run_command(config: Config, args: argparse.Namespace) -> int:
