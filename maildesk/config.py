@@ -428,7 +428,7 @@ def _server_fields(reader: _Reader, table: dict[str, Any], section: str) -> dict
         ("smtp", "none"): 25,
     }[(section, security)]
     port = reader.integer(table, f"{section}.port", default_port, minimum=1, maximum=65535)
-    if security == "none" and not _is_loopback(host):
+    if security == "none" and not is_loopback(host):
         reader.fail(
             f"{section}.security",
             "none",
@@ -469,7 +469,7 @@ def _credentials(reader: _Reader, table: dict[str, Any], section: str) -> dict[s
             reader.fail(f"{section}.{key}", "(set)", f'no password when {section}.auth = "xoauth2"')
     token_url = reader.string(table, f"{section}.oauth_token_url", required=True)
     host = urllib.parse.urlsplit(token_url).hostname or ""
-    if not (token_url.startswith("https://") or (token_url.startswith("http://") and _is_loopback(host))):
+    if not (token_url.startswith("https://") or (token_url.startswith("http://") and is_loopback(host))):
         reader.fail(
             f"{section}.oauth_token_url", token_url,
             "an https:// URL (http:// only for a loopback host), because it carries the refresh token",
@@ -972,7 +972,7 @@ def _metrics(reader: _Reader, data: dict[str, Any]) -> MetricsSettings:
     table = reader.table(data, "metrics")
     reader.reject_unknown(table, {"enabled", "address", "port"}, "metrics")
     address = reader.string(table, "metrics.address", "127.0.0.1")
-    if not _is_loopback(address):
+    if not is_loopback(address):
         reader.fail(
             "metrics.address", address,
             'a loopback address such as "127.0.0.1", because the metrics have no authentication',
@@ -984,7 +984,8 @@ def _metrics(reader: _Reader, data: dict[str, Any]) -> MetricsSettings:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Return whether ``host`` is "localhost" or a loopback IP address."""
     if host == "localhost":
         return True
     try:

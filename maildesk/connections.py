@@ -16,7 +16,6 @@ tokens are not logged, and an error message that would contain one gets it maske
 from __future__ import annotations
 
 import imaplib
-import ipaddress
 import logging
 import smtplib
 import ssl
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 
 from imapclient import IMAPClient
 
-from maildesk.config import MailboxSettings, ServerSettings, SmtpSettings
+from maildesk.config import MailboxSettings, ServerSettings, SmtpSettings, is_loopback
 from maildesk.errors import ConnectionSetupError, MaildeskError
 from maildesk.oauth import token_source, xoauth2_string
 
@@ -138,7 +137,7 @@ def _smtp_login(smtp: smtplib.SMTP, settings: SmtpSettings) -> None:
         # After STARTTLS smtplib has dropped the first EHLO reply, so this sends EHLO again.
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("auth"):
-            if not _is_loopback(settings.host):
+            if not is_loopback(settings.host):
                 raise ConnectionSetupError(
                     f"[{settings.section}] {_endpoint(settings)} does not offer AUTH, so "
                     f"maildesk cannot log in as {settings.username}. Check port and security, "
@@ -276,10 +275,3 @@ def _endpoint(settings: ServerSettings) -> str:
     return f"{host}:{settings.port}"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from maildesk.db import (
     folders,
@@ -127,16 +127,6 @@ def hashes_for_message_id(connection: Connection, message_id: str) -> set[str]:
 def outbox_row_for_message_id(connection: Connection, message_id: str) -> tuple[int, int | None] | None:
     row = connection.execute(_OUTBOX_ROW, {"message_id": message_id}).first()
     return (row.id, row.ticket) if row else None
-
-
-def replied_recently(connection: Connection, recipient: str, since: datetime) -> bool:
-    """Return whether an auto-reply to ``recipient`` was queued after ``since``."""
-    count = connection.execute(
-        select(func.count())
-        .select_from(outbox)
-        .where(outbox.c.recipient == recipient, outbox.c.created_at > since)
-    ).scalar_one()
-    return count > 0
 
 
 def create_ticket(connection: Connection, **values: object) -> int:
