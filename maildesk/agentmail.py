@@ -24,12 +24,11 @@ from maildesk.db import messages
 from maildesk.mailcommands import (
     Command,
     CommandOutcome,
-    address_commands,
     apply_commands,
     authentication_passes,
     is_plus_address,
     parse_command_lines,
-    recipients,
+    recipient_commands,
 )
 from maildesk.message import Address, IncomingMessage, ParsedMessage
 from maildesk.notices import queue_notice
@@ -82,8 +81,8 @@ class AgentMail:
     def commands_in(self, item: IncomingMessage, parsed: ParsedMessage, agent: str) -> MailCommands:
         """Return the commands of an agent's mail and whether they may run."""
         found = parse_command_lines(parsed.text)
-        by_address = address_commands(
-            recipients(parsed), self.config.support_address, self.config.agent_settings.plus_separator
+        by_address = recipient_commands(
+            parsed, self.config.support_address, self.config.agent_settings.plus_separator
         )
         commands = found.commands + by_address
         if not commands:
@@ -145,8 +144,8 @@ class AgentMail:
         self, connection: Connection, item: IncomingMessage, parsed: ParsedMessage, message_row: int
     ) -> None:
         """Log and record commands in mail from someone who is not an agent; they never run."""
-        commands = parse_command_lines(parsed.text).commands + address_commands(
-            recipients(parsed), self.config.support_address, self.config.agent_settings.plus_separator
+        commands = parse_command_lines(parsed.text).commands + recipient_commands(
+            parsed, self.config.support_address, self.config.agent_settings.plus_separator
         )
         if not commands:
             return

@@ -1,10 +1,10 @@
 """The ingest pipeline: raw message in, stored message, ticket change and queued reply out.
 
 ``run``, ``sync``, ``import`` and ``demo`` all feed messages through
-:meth:`Ingestor.ingest_batch`. One batch is one database transaction, and
-each message runs in its own savepoint. A message counts as done exactly when
-the transaction that stores its ticket change commits. A message that fails
-is quarantined instead of stopping the batch.
+:meth:`Ingestor.ingest_batch`. One batch is one database transaction. A
+message counts as done exactly when the transaction that stores its ticket
+change commits. A message that fails is quarantined instead of stopping the
+batch: the batch is stored again with a savepoint per message.
 """
 
 from __future__ import annotations
@@ -85,6 +85,24 @@ class IngestOptions:
     check_age: bool = True
 
 
+class _MessageFailed(Exception):
+    """Storing ``item`` raised (the cause) in a batch stored without savepoints."""
+
+    def __init__(self, item: IncomingMessage) -> None:
+        super().__init__(f"storing folder={item.folder} UID={item.uid} failed")
+        self.item = item
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A message of a batch with its raw file stored and its parse result."""
+
+    item: IncomingMessage
+    raw_sha: str
+    parsed: ParsedMessage | None
+    error: str = ""
+
+
 @dataclass
 class _Classified:
     kind: str  # "customer", "agent", "bounce", "robot"
@@ -124,43 +142,104 @@ class Ingestor:
         ``on_commit`` runs inside the transaction after the last message, so
         a folder's highest UID is saved together with the messages.
         ``should_stop`` is checked between messages.
+
+        Messages are first stored without a savepoint each, because
+        savepoints took about 7 % of a first import's time (py-spy profile of
+        3,000 generated mails). When one message fails, the transaction rolls
+        back and the batch is stored again with a savepoint per message, so
+        the failing message is quarantined and the others stay.
         """
-        stats = BatchStats()
+        prepared, stopped = self._prepare_all(items, should_stop)
+        try:
+            return self._store_batch(prepared, stopped, options, on_commit, savepoints=False)
+        except _MessageFailed as failure:
+            log.warning(
+                "storing a batch of %d messages failed at folder=%s UID=%s (%s); "
+                "storing it again with a savepoint per message",
+                len(prepared), failure.item.folder, failure.item.uid, failure.__cause__,
+            )
+        return self._store_batch(prepared, stopped, options, on_commit, savepoints=True)
+
+    def _prepare_all(
+        self, items: Iterable[IncomingMessage], should_stop: Callable[[], bool]
+    ) -> tuple[list[_Prepared], bool]:
+        """Store the raw files and parse the batch; return the results and whether it stopped early."""
+        prepared: list[_Prepared] = []
+        for item in items:
+            if should_stop():
+                return prepared, True
+            prepared.append(self._prepare(item))
+        return prepared, False
+
+    def _store_batch(
+        self,
+        prepared: list[_Prepared],
+        stopped: bool,
+        options: IngestOptions,
+        on_commit: Callable[[Connection, BatchStats], None] | None,
+        *,
+        savepoints: bool,
+    ) -> BatchStats:
+        stats = BatchStats(stopped=stopped)
         with self.engine.begin() as connection:
             secret = repo.message_id_secret(connection)
-            for item in items:
-                if should_stop():
-                    stats.stopped = True
-                    break
-                self._ingest_one(connection, item, options, secret, stats)
-                if item.uid is not None:
-                    stats.last_uid = item.uid
-            if on_commit is not None:
-                on_commit(connection, stats)
+            lookups = repo.begin_batch(connection)
+            try:
+                # One IN query for every Message-ID the batch carries or refers to
+                # replaces two to four lookups per message.
+                lookups.prefetch(
+                    message_id
+                    for entry in prepared if entry.parsed is not None
+                    for message_id in (entry.parsed.message_id, *entry.parsed.in_reply_to, *entry.parsed.references)
+                    if message_id
+                )
+                for entry in prepared:
+                    self._ingest_one(connection, entry, options, secret, stats, savepoints)
+                    if entry.item.uid is not None:
+                        stats.last_uid = entry.item.uid
+                if on_commit is not None:
+                    on_commit(connection, stats)
+            finally:
+                repo.end_batch(connection)
             self.files.sync()
         return stats
 
-    def _ingest_one(
-        self,
-        connection: Connection,
-        item: IncomingMessage,
-        options: IngestOptions,
-        secret: bytes,
-        stats: BatchStats,
-    ) -> None:
+    def _prepare(self, item: IncomingMessage) -> _Prepared:
         raw_sha = self.files.put("raw", item.raw)
         try:
             parsed = parse_message(item.raw)
         except MessageParseError as exc:
-            self._quarantine(connection, item, raw_sha, f"parse error: {exc}", stats)
+            return _Prepared(item, raw_sha, None, f"parse error: {exc}")
+        return _Prepared(item, raw_sha, trim_for_ticket(parsed, item, self.config.limits))
+
+    def _ingest_one(
+        self,
+        connection: Connection,
+        prepared: _Prepared,
+        options: IngestOptions,
+        secret: bytes,
+        stats: BatchStats,
+        savepoints: bool,
+    ) -> None:
+        item, raw_sha, parsed = prepared.item, prepared.raw_sha, prepared.parsed
+        if parsed is None:
+            self._quarantine(connection, item, raw_sha, prepared.error, stats)
             return
-        parsed = trim_for_ticket(parsed, item, self.config.limits)
+        if not savepoints:
+            try:
+                outcome = self._store(connection, item, parsed, raw_sha, options, secret)
+            except Exception as exc:
+                raise _MessageFailed(item) from exc
+            _count(stats, outcome)
+            return
 
         savepoint = connection.begin_nested()
         try:
             outcome = self._store(connection, item, parsed, raw_sha, options, secret)
         except Exception as exc:  # noqa: BLE001 - any failure quarantines this message only
             savepoint.rollback()
+            # The cache may hold what the rollback undid.
+            repo.begin_batch(connection)
             log.exception(
                 "storing message failed; quarantined (folder=%s UID=%s Message-ID=%s)",
                 item.folder, item.uid, parsed.message_id,
@@ -225,8 +304,12 @@ class Ingestor:
                 )
         if classified.kind == "bounce":
             decision = self._bounce_ticket(connection, parsed, decision)
+        if classified.kind == "customer":
+            return self._store_customer(
+                connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret,
+                state=state,
+            )
         handler = {
-            "customer": self._store_customer,
             "agent": self._store_agent,
             "bounce": self._store_automatic,
             "robot": self._store_automatic,
@@ -439,11 +522,15 @@ class Ingestor:
         )
 
     def _store_customer(
-        self, connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret
+        self, connection, item, parsed, raw_sha, dedupe_key, now, classified, decision, options, secret,
+        *, state: repo.StoredState,
     ) -> dict[str, object]:  # type: ignore[no-untyped-def]
         customer = classified.author
         if decision.ticket is not None:
-            row = repo.ticket_row(connection, decision.ticket)
+            # Read while threading; nothing has written to the ticket since.
+            row = state.ticket_info(decision.ticket)
+            if row is None:
+                raise LookupError(f"ticket {decision.ticket} chosen by threading does not exist")
             if row.status in ("pending", "closed"):
                 log.info("ticket %s reopened by a customer reply", decision.ticket)
                 repo.set_status(connection, decision.ticket, "open", now)
@@ -526,6 +613,7 @@ class Ingestor:
             result = queue()
         except Exception:
             savepoint.rollback()
+            repo.begin_batch(connection)
             log.exception("auto-reply for ticket %s could not be built; the ticket stays without one", ticket)
             return "reply-error"
         savepoint.commit()
@@ -554,20 +642,26 @@ class Ingestor:
             created_at=now,
             updated_at=now,
             first_response_due=self.replies.first_response_due(now, priority),
+            tags=tags,
         )
-        repo.add_tags(connection, ticket, tags)
-        self._add_participants(connection, ticket, parsed, customer.addr)
+        self._add_participants(connection, ticket, parsed, customer.addr, new_ticket=True)
         return ticket
 
     def _add_participants(
-        self, connection: Connection, ticket: int, parsed: ParsedMessage, requester: str
+        self,
+        connection: Connection,
+        ticket: int,
+        parsed: ParsedMessage,
+        requester: str,
+        *,
+        new_ticket: bool = False,
     ) -> None:
         candidates = [a.addr for a in (parsed.from_,) + parsed.to + parsed.cc if a is not None]
         outsiders = [
             address for address in candidates
             if address != requester and not self.config.is_own(address) and not self.config.is_agent(address)
         ]
-        repo.add_participants(connection, ticket, outsiders)
+        repo.add_participants(connection, ticket, outsiders, new_ticket=new_ticket)
 
     def _insert_message(
         self,
@@ -623,6 +717,9 @@ class Ingestor:
             ),
         )
         message_row = result.inserted_primary_key[0]
+        lookups = repo.batch_lookups(connection)
+        if lookups is not None:
+            lookups.record_message(parsed.message_id, ticket, parsed.content_hash)
         for attachment in parsed.attachments:
             connection.execute(
                 INSERT_ATTACHMENT,

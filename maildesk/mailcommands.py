@@ -121,6 +121,18 @@ def recipients(parsed: ParsedMessage) -> list[str]:
     return [address.lower() for _name, address in getaddresses(values) if "@" in address]
 
 
+def recipient_commands(parsed: ParsedMessage, support_address: str, separator: str) -> tuple[Command, ...]:
+    """Return the commands in plus-addresses of the support address among the recipients."""
+    prefix = support_address.lower().rpartition("@")[0] + separator
+    values = [value for name in RECIPIENT_HEADERS for value in parsed.header_values(name)]
+    # Parsing the address lists costs more than the rest of the check, and most mail
+    # names no plus-address: skip it when no header contains the prefix.
+    if not any(prefix in value.lower() for value in values):
+        return ()
+    addresses = [address.lower() for _name, address in getaddresses(values) if "@" in address]
+    return address_commands(addresses, support_address, separator)
+
+
 def address_commands(
     addresses: Iterable[str], support_address: str, separator: str
 ) -> tuple[Command, ...]:

@@ -22,23 +22,43 @@ class FileStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Folders known to exist, so a put does not check its folder on every call.
+        self._folders: dict[tuple[str, str], str] = {}
 
     def put(self, kind: str, content: bytes) -> str:
         """Store ``content`` under ``kind`` ("raw" or "attachments") and return its sha256."""
         digest = hashlib.sha256(content).hexdigest()
-        path = self.path(kind, digest)
-        if path.exists():
+        folder = self._folder(kind, digest[:2])
+        final = f"{folder}/{digest}"
+        if os.path.exists(final):
             return digest
-        make_private_dirs(self.root, path.parent)
-        temporary = path.with_name(f".{digest}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temporary = f"{folder}/.{digest}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:
+            # Someone removed the folder while the store was in use: create it again.
+            self._folders.clear()
+            folder = self._folder(kind, digest[:2])
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
-            os.replace(temporary, path)
+            os.replace(temporary, final)
         finally:
-            temporary.unlink(missing_ok=True)
+            if os.path.exists(temporary):
+                os.unlink(temporary)
         return digest
+
+    def _folder(self, kind: str, prefix: str) -> str:
+        key = (kind, prefix)
+        folder = self._folders.get(key)
+        if folder is None:
+            self._check_kind(kind)
+            path = self.root / kind / prefix
+            make_private_dirs(self.root, path)
+            folder = str(path)
+            self._folders[key] = folder
+        return folder
 
     def sync(self) -> None:
         """Flush every file written so far to disk.

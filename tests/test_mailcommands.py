@@ -7,6 +7,7 @@ from maildesk.mailcommands import (
     address_commands,
     authentication_passes,
     parse_command_lines,
+    recipient_commands,
     recipients,
 )
 from maildesk.message import Address, ParsedMessage
@@ -131,3 +132,17 @@ def test_authentication_spf_pass_mailfrom() -> None:
 def test_authentication_missing_fails() -> None:
     """No Authentication-Results at all fails."""
     assert not authentication_passes(_with_headers(), "example.fi", "mx.example.fi")
+
+
+def test_recipient_commands_upper_case() -> None:
+    """A plus-address written in upper case in Cc is still a command."""
+    parsed = _with_headers(("To", "Maija <maija@example.com>"), ("Cc", '"Tuki" <TUKI+CLOSE@Example.FI>'))
+
+    assert (Command("close", "", "address"),) == recipient_commands(parsed, "tuki@example.fi", "+")
+
+
+def test_recipient_commands_none() -> None:
+    """Mail without a plus-address of the support address has no address commands."""
+    parsed = _with_headers(("To", "tuki@example.fi"), ("Cc", "tuki+close@example.com, matti+close@example.fi"))
+
+    assert () == recipient_commands(parsed, "tuki@example.fi", "+")

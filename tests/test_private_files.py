@@ -61,3 +61,18 @@ def test_new_storage_root_private(tmp_path: Path) -> None:
     FileStore(root).put("raw", b"From: a@example.com\r\n\r\nhi\r\n")
 
     assert [mode(path) for path in (root, root / "raw")] == [0o700, 0o700]
+
+
+def test_removed_folder_made_again(tmp_path: Path) -> None:
+    """A store whose folders were removed while it ran creates them again, private."""
+    root = tmp_path / "files"
+    store = FileStore(root)
+    content = b"From: a@example.com\r\n\r\nhi\r\n"
+    digest = store.put("raw", content)
+    os.unlink(store.path("raw", digest))
+    os.rmdir(store.path("raw", digest).parent)
+
+    store.put("raw", content)
+
+    assert content == store.get("raw", digest)
+    assert 0o700 == mode(store.path("raw", digest).parent)
