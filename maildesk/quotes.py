@@ -19,6 +19,7 @@ The signature after a ``-- `` line and a closing "Sent from my phone" line are d
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Header names of reply header blocks, in lower case, by their meaning.
@@ -78,6 +79,9 @@ _DEVICE_SIGNATURE = re.compile(
 )
 
 
+# Ingest asks for the visible text of a new ticket's first mail twice (language, stored row);
+# a str caches its hash, so a hit costs a dictionary lookup.
+@functools.lru_cache(maxsize=8)
 def visible_text(text: str, subject: str = "") -> str:
     """Return the part of ``text`` its author wrote, without quoted history and signature.
 
