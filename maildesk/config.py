@@ -265,6 +265,8 @@ class Config:
     autoreply: AutoreplySettings = field(default_factory=AutoreplySettings)
     rules: tuple[Rule, ...] = ()
     existing: str = "since:7d"
+    # Processes that parse fetched mail beside the main one during a large sync; 0 parses in it.
+    parse_processes: int = 1
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     threading: ThreadingSettings = field(default_factory=ThreadingSettings)
     agent_settings: AgentSettings = field(default_factory=AgentSettings)
@@ -374,11 +376,15 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
 
     def existing_value() -> str:
         imports = reader.table(data, "import")
-        reader.reject_unknown(imports, {"existing"}, "import")
+        reader.reject_unknown(imports, {"existing", "parse_processes"}, "import")
         value = reader.string(imports, "import.existing", "since:7d")
         if not _EXISTING.match(value):
             reader.fail("import.existing", value, 'one of "none", "all" or "since:<days>d", such as "since:7d"')
         return value
+
+    def parse_processes() -> int:
+        imports = reader.table(data, "import")
+        return reader.integer(imports, "import.parse_processes", 1, minimum=0, maximum=16)
 
     def database_url() -> str:
         database = reader.table(data, "database")
@@ -402,6 +408,7 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
         "autoreply": checked(lambda: _autoreply(reader, data)),
         "rules": checked(lambda: _rules(reader, data)),
         "existing": checked(existing_value),
+        "parse_processes": checked(parse_processes),
         "retention": checked(lambda: _retention(reader, data)),
         "threading": checked(lambda: _threading(reader, data)),
         "agent_settings": checked(lambda: _agent_settings(reader, data)),

@@ -41,6 +41,8 @@ class Attachment:
     content: bytes
     inline: bool = False
     content_id: str | None = None
+    # The sha256 of ``content`` once it is in the file store, set where messages are prepared.
+    stored_sha256: str | None = None
 
     @property
     def size(self) -> int:
