@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 from sqlalchemy import update
 
 from maildesk import keywords
 from maildesk.config import load_config
 from maildesk.db import make_engine, messages
-from maildesk.keywords import MailboxMarker, desired_names, keyword_atom
+from maildesk.keywords import (
+    MailboxMarker,
+    _Changes,
+    _send_stores,
+    _uid_batches,
+    desired_names,
+    keyword_atom,
+)
 from tests.casekit import Desk, make_desk
 from tests.mailkit import make_mail
 
@@ -33,11 +42,18 @@ password = "x"
 class FakeImap:
     """The few IMAP calls the marker makes, over flags and labels held in dicts."""
 
-    def __init__(self, capabilities: tuple[bytes, ...], permanent: tuple[bytes, ...]) -> None:
+    def __init__(
+        self, capabilities: tuple[bytes, ...], permanent: tuple[bytes, ...], uids: tuple[int, ...] = (1,)
+    ) -> None:
         self.caps = capabilities
         self.permanent = permanent
-        self.flags: dict[int, set[bytes]] = {1: set()}
-        self.labels: dict[int, set[str]] = {1: set()}
+        self.flags: dict[int, set[bytes]] = {uid: set() for uid in uids}
+        self.labels: dict[int, set[str]] = {uid: set() for uid in uids}
+        # (method, UIDs, names) of every flag and label change, in order.
+        self.calls: list[tuple[str, list[int], list[str]]] = []
+        self.selects = 0
+        self.select_error: str | None = None
+        self._imap = SimpleNamespace(untagged_responses={})
 
     def capabilities(self) -> tuple[bytes, ...]:
         return self.caps
@@ -46,24 +62,31 @@ class FakeImap:
         return name.encode() in self.caps
 
     def select_folder(self, folder: str, readonly: bool = False) -> dict[bytes, Any]:
+        self.selects += 1
+        if self.select_error:
+            raise IMAPClient.Error(self.select_error)
         return {b"UIDVALIDITY": 7, b"PERMANENTFLAGS": self.permanent}
 
     def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
         return {uid: {b"FLAGS": tuple(self.flags[uid])} for uid in uids if uid in self.flags}
 
     def add_flags(self, uids: list[int], flags: list[str], silent: bool = False) -> None:
+        self.calls.append(("add_flags", uids, flags))
         for uid in uids:
             self.flags[uid].update(flag.encode() for flag in flags)
 
     def remove_flags(self, uids: list[int], flags: list[str], silent: bool = False) -> None:
+        self.calls.append(("remove_flags", uids, flags))
         for uid in uids:
             self.flags[uid].difference_update(flag.encode() for flag in flags)
 
     def add_gmail_labels(self, uids: list[int], labels: list[str], silent: bool = False) -> None:
+        self.calls.append(("add_gmail_labels", uids, labels))
         for uid in uids:
             self.labels[uid].update(labels)
 
     def remove_gmail_labels(self, uids: list[int], labels: list[str], silent: bool = False) -> None:
+        self.calls.append(("remove_gmail_labels", uids, labels))
         for uid in uids:
             self.labels[uid].difference_update(labels)
 
@@ -132,3 +155,72 @@ def test_keywords_disabled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     stats = MailboxMarker(config, make_engine(config.database_url), connect=lambda settings: pytest.fail("connected")).run_once()
 
     assert 0 == stats.marked
+
+
+def test_uid_batches_split_by_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """UID lists are split so that each one's comma-separated text fits MAX_UID_LIST_CHARS."""
+    monkeypatch.setattr(keywords, "MAX_UID_LIST_CHARS", 10)
+
+    assert [[1, 22, 333], [4444]] == list(_uid_batches([1, 22, 333, 4444]))
+
+
+def test_stores_grouped_by_name_set() -> None:
+    """Messages that change alike share one STORE per direction, removals first."""
+    fake = FakeImap((b"IMAP4REV1",), (b"\\*",), uids=(1, 2))
+    changes = _Changes(stores=[
+        (1, ["md:status-open", "md:ticket-1"], ["md:status-new"]),
+        (2, ["md:status-open", "md:ticket-1"], ["md:status-new"]),
+    ])
+
+    _send_stores(fake, changes, gmail=False)
+
+    assert [
+        ("remove_flags", [1, 2], ["md:status-new"]),
+        ("add_flags", [1, 2], ["md:status-open", "md:ticket-1"]),
+    ] == fake.calls
+
+
+def test_stores_grouped_by_name() -> None:
+    """When names overlap across messages, one STORE per name beats one per set of names."""
+    fake = FakeImap((b"IMAP4REV1",), (b"\\*",), uids=(1, 2, 3))
+    changes = _Changes(stores=[(1, ["a"], []), (2, ["b"], []), (3, ["a", "b"], [])])
+
+    _send_stores(fake, changes, gmail=False)
+
+    assert [("add_flags", [1, 3], ["a"]), ("add_flags", [2, 3], ["b"])] == fake.calls
+
+
+def test_gmail_flagged_own_store() -> None:
+    """On Gmail, \\Flagged goes in a flag STORE and the other names in a label STORE."""
+    fake = FakeImap((b"IMAP4REV1", b"X-GM-EXT-1"), (b"\\*",), uids=(1,))
+    changes = _Changes(stores=[(1, ["\\Flagged", "md:ticket-1"], [])])
+
+    _send_stores(fake, changes, gmail=True)
+
+    assert [("add_flags", [1], ["\\Flagged"]), ("add_gmail_labels", [1], ["md:ticket-1"])] == fake.calls
+
+
+def test_failed_folder_skipped_rest_of_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder whose SELECT fails is tried once per pass, and all its messages count as failed."""
+    desk = make_desk(tmp_path, capsys, MAILBOX)
+    paths = []
+    for number in range(3):
+        path = tmp_path / f"{number}.eml"
+        path.write_bytes(make_mail(subject=f"Tilaus {number}"))
+        paths.append(path)
+    desk.import_files(*paths, auto_reply=False)
+    config = load_config(desk.config_path)
+    engine = make_engine(config.database_url)
+    with engine.begin() as connection:
+        connection.execute(update(messages).values(folder="INBOX", uid=messages.c.id))
+    fake = FakeImap((b"IMAP4REV1",), (b"\\*",), uids=(1, 2, 3))
+    fake.select_error = "SELECT failed"
+    caplog.set_level(logging.ERROR, logger="maildesk.keywords")
+
+    stats = MailboxMarker(config, engine, connect=lambda settings: fake, chunk_rows=1).run_once()
+
+    assert 3 == stats.failed
+    assert 1 == fake.selects
+    assert 1 == caplog.text.count("updating keywords in folder INBOX failed")
