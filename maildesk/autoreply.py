@@ -20,7 +20,7 @@ from maildesk import repository as repo
 from maildesk.businesstime import calendar_for, percentile
 from maildesk.config import LANGUAGES, Config
 from maildesk.faq import FaqAnswer, faq_answers
-from maildesk.language import choose_language, detection_text
+from maildesk.language import choose_language
 from maildesk.loopguard import (
     ReplyHistory,
     limit_reason,
@@ -56,7 +56,7 @@ class AutoReplier:
         text = visible_text(parsed.text, parsed.subject)
         choice = choose_language(
             content_language=parsed.content_language or parsed.header("Content-Language"),
-            text=detection_text(parsed.subject, text),
+            text=f"{parsed.subject}\n{text}",
             supported=LANGUAGES,
             earlier=lambda: replyhistory.earlier_ticket_language(connection, requester),
             default=self.config.language,

@@ -26,7 +26,7 @@ from maildesk.autoreply import AutoReplier
 from maildesk.forwards import ForwardedMail, find_forwarded
 from maildesk.loopguard import automatic_reason
 from maildesk.message import Address, IncomingMessage, ParsedMessage
-from maildesk.prepare import PreparedMessage, prepare_message, remember_results
+from maildesk.prepare import PreparedMessage, prepare_message
 from maildesk.quotes import visible_text
 from maildesk.replies import ticket_from_message_id
 from maildesk.rules import apply_rules
@@ -172,11 +172,7 @@ class Ingestor:
         for index, item in enumerate(items):
             if should_stop():
                 return entries, True
-            if prepared is not None:
-                done = prepared[index]
-                remember_results(done)
-            else:
-                done = prepare_message(item, self.files, self.config.limits)
+            done = prepared[index] if prepared is not None else prepare_message(item, self.files, self.config.limits)
             entries.append(_Prepared(item, done.raw_sha, done.parsed, done.error))
         return entries, False
 

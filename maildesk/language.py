@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
-from maildesk.memo import MISSING, RecentResults
-
 logger = logging.getLogger(__name__)
 
 # Lingua's confidence gap between the best and the second language below which it returns
@@ -96,32 +94,8 @@ def language_from_header(value: str | None, supported: Iterable[str]) -> str | N
     return None
 
 
-def detection_text(subject: str, visible: str) -> str:
-    """Return the text the detector reads for a mail: its subject and what its author wrote."""
-    return f"{subject}\n{visible}"
-
-
-# Results the parse workers detected ahead, for a batch of up to 500 messages.
-_recent = RecentResults[str | None](1024)
-
-
 def detect_language(text: str, supported: Iterable[str]) -> str | None:
     """Return the language of ``text`` among ``supported`` codes, or None when unsure."""
-    codes = tuple(sorted(set(supported)))
-    found = _recent.get((text, codes))
-    if found is not MISSING:
-        return found  # type: ignore[return-value]
-    detected = _detect(text, codes)
-    _recent.put((text, codes), detected)
-    return detected
-
-
-def remember_detected_language(text: str, supported: Iterable[str], language: str | None) -> None:
-    """Record ``language``, detected elsewhere, as the result for ``text``."""
-    _recent.put((text, tuple(sorted(set(supported)))), language)
-
-
-def _detect(text: str, codes: tuple[str, ...]) -> str | None:
     sample = text[:MAX_DETECTED_CHARACTERS]
     if sum(character.isalpha() for character in sample) < MIN_LETTERS:
         return None
@@ -129,6 +103,7 @@ def _detect(text: str, codes: tuple[str, ...]) -> str | None:
     if len(words) < MIN_DISTINCT_WORDS:
         return None
 
+    codes = tuple(sorted(set(supported)))
     detector = _detector(codes)
     if detector is None:
         return None

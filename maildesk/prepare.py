@@ -25,13 +25,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from maildesk.config import LANGUAGES, LimitSettings
+from maildesk.config import LimitSettings
 from maildesk.errors import MessageParseError
-from maildesk.language import detect_language, detection_text, remember_detected_language
 from maildesk.limits import trim_for_ticket
 from maildesk.message import IncomingMessage, ParsedMessage
 from maildesk.parsing import parse_message
-from maildesk.quotes import remember_visible_text, visible_text
 from maildesk.storage import FileStore
 
 log = logging.getLogger(__name__)
@@ -44,11 +42,6 @@ class PreparedMessage:
     raw_sha: str
     parsed: ParsedMessage | None
     error: str = ""
-    # Computed ahead by a worker process: the text without quotes, and, for a mail that
-    # refers to no other (a likely new ticket), its detected language.
-    visible_text: str | None = None
-    language_detected: bool = False
-    detected_language: str | None = None
 
 
 def prepare_message(item: IncomingMessage, files: FileStore, limits: LimitSettings) -> PreparedMessage:
@@ -66,33 +59,6 @@ def prepare_message(item: IncomingMessage, files: FileStore, limits: LimitSettin
         )
         parsed = dataclasses.replace(parsed, attachments=stored)
     return PreparedMessage(raw_sha, parsed)
-
-
-def prepare_ahead(item: IncomingMessage, files: FileStore, limits: LimitSettings) -> PreparedMessage:
-    """Prepare ``item`` as :func:`prepare_message` does, and compute what ingest reads of it later."""
-    prepared = prepare_message(item, files, limits)
-    parsed = prepared.parsed
-    if parsed is None:
-        return prepared
-    visible = visible_text(parsed.text, parsed.subject)
-    if parsed.in_reply_to or parsed.references:
-        return dataclasses.replace(prepared, visible_text=visible)
-    language = detect_language(detection_text(parsed.subject, visible), LANGUAGES)
-    return dataclasses.replace(
-        prepared, visible_text=visible, language_detected=True, detected_language=language
-    )
-
-
-def remember_results(prepared: PreparedMessage) -> None:
-    """Record what a worker computed ahead, so ingest in this process finds it instead of computing it."""
-    parsed = prepared.parsed
-    if parsed is None or prepared.visible_text is None:
-        return
-    remember_visible_text(parsed.text, parsed.subject, prepared.visible_text)
-    if prepared.language_detected:
-        remember_detected_language(
-            detection_text(parsed.subject, prepared.visible_text), LANGUAGES, prepared.detected_language
-        )
 
 
 class ProcessPreparer:
@@ -163,4 +129,4 @@ def _start_worker(storage_path: str, limits: LimitSettings) -> None:
 
 def _prepare_batch(items: list[IncomingMessage]) -> list[PreparedMessage]:
     assert _worker_files is not None and _worker_limits is not None
-    return [prepare_ahead(item, _worker_files, _worker_limits) for item in items]
+    return [prepare_message(item, _worker_files, _worker_limits) for item in items]

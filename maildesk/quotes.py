@@ -19,9 +19,8 @@ The signature after a ``-- `` line and a closing "Sent from my phone" line are d
 
 from __future__ import annotations
 
+import functools
 import re
-
-from maildesk.memo import MISSING, RecentResults
 
 # Header names of reply header blocks, in lower case, by their meaning.
 _FROM_NAMES = ("from", "lähettäjä", "från", "von", "fra", "de")
@@ -80,31 +79,15 @@ _DEVICE_SIGNATURE = re.compile(
 )
 
 
-# Ingest asks for the visible text of a new ticket's first mail twice (language, stored
-# row), and the parse workers compute it ahead for a whole batch of up to 500 messages.
-_recent = RecentResults[str](1024)
-
-
+# Ingest asks for the visible text of a new ticket's first mail twice (language, stored row);
+# a str caches its hash, so a hit costs a dictionary lookup.
+@functools.lru_cache(maxsize=8)
 def visible_text(text: str, subject: str = "") -> str:
     """Return the part of ``text`` its author wrote, without quoted history and signature.
 
     ``subject`` marks forwarded mail (Fwd:, VL:, VB:), whose forwarded part stays.
     When nothing would remain, for a mail that only quotes, the whole text is returned.
     """
-    found = _recent.get((text, subject))
-    if found is not MISSING:
-        return found  # type: ignore[return-value]
-    visible = _strip_history(text, subject)
-    _recent.put((text, subject), visible)
-    return visible
-
-
-def remember_visible_text(text: str, subject: str, visible: str) -> None:
-    """Record ``visible``, computed elsewhere, as the visible text of ``text``."""
-    _recent.put((text, subject), visible)
-
-
-def _strip_history(text: str, subject: str) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     forwarded = bool(_FORWARD_SUBJECT.match(subject))
     if not forwarded:

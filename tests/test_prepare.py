@@ -17,7 +17,7 @@ from maildesk import imapsync
 from maildesk.config import LimitSettings, load_config
 from maildesk.db import attachments, messages, tickets
 from maildesk.message import IncomingMessage
-from maildesk.prepare import ProcessPreparer, prepare_ahead, prepare_message
+from maildesk.prepare import ProcessPreparer, prepare_message
 from maildesk.service import Desk, sync_once
 from maildesk.storage import FileStore
 from tests.faultkit import account_config
@@ -74,7 +74,7 @@ def test_worker_prepares_batch(tmp_path: Path) -> None:
     finally:
         preparer.close()
 
-    in_process = prepare_ahead(items[0], FileStore(tmp_path / "in-process"), LimitSettings())
+    in_process = prepare_message(items[0], FileStore(tmp_path / "in-process"), LimitSettings())
     assert from_worker is not None
     assert [in_process] == from_worker
 
