@@ -196,6 +196,9 @@ class KeywordSettings:
     prefix: str = "md:"
     # Folder for the messages of closed tickets; empty leaves them where they are.
     closed_folder: str = ""
+    # Maximum number of messages one keyword pass changes on the server (stored or moved).
+    # The next pass continues with the rest.
+    max_updates_per_pass: int = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -846,7 +849,9 @@ def _agent_settings(reader: _Reader, data: dict[str, Any]) -> AgentSettings:
 
 def _keywords(reader: _Reader, data: dict[str, Any]) -> KeywordSettings:
     table = reader.table(data, "keywords")
-    reader.reject_unknown(table, {"enabled", "prefix", "closed_folder"}, "keywords")
+    reader.reject_unknown(
+        table, {"enabled", "prefix", "closed_folder", "max_updates_per_pass"}, "keywords"
+    )
     prefix = reader.string(table, "keywords.prefix", "md:")
     # An IMAP keyword is an atom (RFC 3501 section 9), and a leading backslash marks a system flag.
     if not re.fullmatch(r"[A-Za-z0-9$:_.+/-]{1,20}", prefix):
@@ -858,6 +863,9 @@ def _keywords(reader: _Reader, data: dict[str, Any]) -> KeywordSettings:
         enabled=reader.boolean(table, "keywords.enabled", True),
         prefix=prefix,
         closed_folder=reader.string(table, "keywords.closed_folder", ""),
+        max_updates_per_pass=reader.integer(
+            table, "keywords.max_updates_per_pass", 500, minimum=1, maximum=1_000_000
+        ),
     )
 
 

@@ -17,8 +17,9 @@ from imapclient import IMAPClient
 from sqlalchemy import update
 
 from maildesk import keywords
-from maildesk.config import load_config
+from maildesk.config import load_config, parse_config
 from maildesk.db import make_engine, messages
+from maildesk.errors import ConfigError
 from maildesk.keywords import (
     MailboxMarker,
     _Changes,
@@ -37,6 +38,9 @@ security = "none"
 username = "tuki"
 password = "x"
 """
+CONFIG_MINIMAL: dict[str, Any] = {
+    "desk": {"support_address": "tuki@example.fi", "state_dir": "/tmp/maildesk-test"}
+}
 
 
 class FakeImap:
@@ -224,3 +228,50 @@ def test_failed_folder_skipped_rest_of_pass(
     assert 3 == stats.failed
     assert 1 == fake.selects
     assert 1 == caplog.text.count("updating keywords in folder INBOX failed")
+
+
+def test_budget_ignores_gone_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """UIDs the server no longer has use none of a budget of 1, so the oldest message is still marked."""
+    desk = make_desk(tmp_path, capsys, MAILBOX + "\n[keywords]\nmax_updates_per_pass = 1\n")
+    paths = []
+    for number in range(3):
+        path = tmp_path / f"{number}.eml"
+        path.write_bytes(make_mail(subject=f"Tilaus {number}"))
+        paths.append(path)
+    desk.import_files(*paths, auto_reply=False)
+    config = load_config(desk.config_path)
+    engine = make_engine(config.database_url)
+    with engine.begin() as connection:
+        connection.execute(update(messages).values(folder="INBOX", uid=messages.c.id))
+    fake = FakeImap((b"IMAP4REV1",), (b"\\*",), uids=(1,))
+
+    stats = MailboxMarker(config, engine, connect=lambda settings: fake).run_once()
+
+    assert 1 == stats.updated
+    assert [("add_flags", [1], ["md:priority-normal", "md:status-new", "md:ticket-1"])] == fake.calls
+
+
+def test_max_updates_default() -> None:
+    """Without the key a keyword pass updates at most 500 messages."""
+    assert 500 == parse_config(CONFIG_MINIMAL).keywords.max_updates_per_pass
+
+
+def test_max_updates_set() -> None:
+    """keywords.max_updates_per_pass = 1 is the smallest budget accepted."""
+    config = parse_config({**CONFIG_MINIMAL, "keywords": {"max_updates_per_pass": 1}})
+
+    assert 1 == config.keywords.max_updates_per_pass
+
+
+@pytest.mark.parametrize("value", [0, -5, 1_000_001, "2000", True, 2.5])
+def test_max_updates_invalid(value: Any) -> None:
+    """A budget that is not a whole number from 1 to 1000000 is rejected with key, value and range."""
+    expected = (
+        f"invalid value {value!r} for keywords.max_updates_per_pass: "
+        "expected a whole number from 1 to 1000000"
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config({**CONFIG_MINIMAL, "keywords": {"max_updates_per_pass": value}})
+
+    assert expected == str(raised.value)

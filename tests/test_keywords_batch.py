@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,3 +334,99 @@ def test_closed_back_to_two_folders(tmp_path: Path, imap_account: Any) -> None:
     assert 1 == exists(imap_account, "INBOX")
     assert 1 == exists(imap_account, "Tuki")
     assert 0 == exists(imap_account, "Suljetut")
+
+
+def keyword_uids(imap_account: Any) -> list[int]:
+    """Return the UIDs in INBOX that carry a ticket keyword, in ascending order."""
+    flags = server_flags(imap_account)
+    return sorted(
+        uid for uid, names in flags.items() if any(name.startswith(b"md:ticket-") for name in names)
+    )
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 500])
+def test_budget_marks_newest_first(
+    tmp_path: Path, imap_account: Any, caplog: pytest.LogCaptureFixture, chunk_rows: int
+) -> None:
+    """A budget of 3 marks the 3 newest of 7 messages first, then 3 and 1 in the next passes."""
+    config = make_config(tmp_path, imap_account, "[keywords]\nmax_updates_per_pass = 3\n")
+    for number in range(1, 8):
+        append_thread(imap_account, 1, f"Tilaus {number}")
+    engine = sync(config)
+    marker = MailboxMarker(config, engine, chunk_rows=chunk_rows)
+    caplog.set_level(logging.INFO, logger="maildesk.keywords")
+
+    first = marker.run_once()
+    after_first = keyword_uids(imap_account)
+    first_log = caplog.text
+    caplog.clear()
+    second = marker.run_once()
+    after_second = keyword_uids(imap_account)
+    second_log = caplog.text
+    caplog.clear()
+    third = marker.run_once()
+    third_log = caplog.text
+    log = CommandLog()
+    fourth = MailboxMarker(config, engine, connect=log.connect, chunk_rows=chunk_rows).run_once()
+
+    assert 3 == first.updated
+    assert [5, 6, 7] == after_first
+    assert 1 == first_log.count("keyword pass stopped after 3 updates")
+    assert 3 == second.updated
+    assert [2, 3, 4, 5, 6, 7] == after_second
+    assert 1 == second_log.count("keyword pass stopped after 3 updates")
+    assert 1 == third.updated
+    assert [1, 2, 3, 4, 5, 6, 7] == keyword_uids(imap_account)
+    assert "keyword pass stopped" not in third_log
+    assert 0 == fourth.updated
+    assert [] == log.commands
+
+
+def test_budget_skips_settled_messages(
+    tmp_path: Path, imap_account: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Newer messages that need nothing leave the whole budget of 2 to the two oldest, which changed."""
+    config = make_config(tmp_path, imap_account, "[keywords]\nmax_updates_per_pass = 2\n")
+    for number in range(1, 6):
+        append_thread(imap_account, 1, f"Tilaus {number}")
+    engine = sync(config)
+    marker = MailboxMarker(config, engine)
+    for _ in range(3):
+        marker.run_once()
+    for number in (1, 2):
+        change_status(engine, number, "open")
+    caplog.set_level(logging.INFO, logger="maildesk.keywords")
+
+    stats = marker.run_once()
+    flags = server_flags(imap_account)
+
+    assert 2 == stats.updated
+    assert b"md:status-open" in flags[1]
+    assert b"md:status-open" in flags[2]
+    assert b"md:status-new" in flags[3]
+    assert "keyword pass stopped" not in caplog.text
+
+
+def test_budget_counts_moved_once(tmp_path: Path, imap_account: Any) -> None:
+    """A message that gets the closed status and moves uses one update of the budget, not two."""
+    config = make_config(
+        tmp_path, imap_account, '[keywords]\nclosed_folder = "Suljetut"\nmax_updates_per_pass = 2\n'
+    )
+    append_thread(imap_account, 3)
+    engine = sync(config)
+    marker = MailboxMarker(config, engine)
+    marker.run_once()
+    marker.run_once()
+    change_status(engine, 1, "closed")
+
+    first = marker.run_once()
+    first_places = places(engine)
+    second = marker.run_once()
+
+    assert 2 == first.updated
+    assert 2 == first.marked
+    assert 2 == first.moved
+    assert [("INBOX", None), ("Suljetut", "INBOX"), ("Suljetut", "INBOX")] == first_places
+    assert 1 == second.updated
+    assert [("Suljetut", "INBOX")] * 3 == places(engine)
+    assert 3 == exists(imap_account, "Suljetut")
