@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks import desk, floor, latency, peer
+from benchmarks import daemon, desk, floor, latency, peer
 from benchmarks.corpus import CorpusSpec
 from benchmarks.machine import describe
-from benchmarks.mailbox import DovecotServer, dovecot, fill_account
+from benchmarks.mailbox import DovecotServer, ImapAccount, SmtpSink, dovecot, fill_account
 from benchmarks.report import Report, mib, rate
 
 log = logging.getLogger("benchmarks")
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes for a run of about two minutes")
     parser.add_argument("--big", action="store_true",
-                        help="also import a 100,000-message mailbox and report maildesk's peak RSS")
+                        help="also import a 100,000-message mailbox with `maildesk sync --once` and "
+                             "with `maildesk run`, and report their peak RSS")
     parser.add_argument("--messages", type=int, help="messages in the main mailbox (default 10,000)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mail generator (default 1)")
     parser.add_argument("--batch-size", type=int, default=200,
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-idle", action="store_true",
                         help="measure the latency with polling every 5 s instead of IDLE")
     parser.add_argument("--big-messages", type=int, help="messages of the --big mailbox (default 100,000)")
+    parser.add_argument("--big-settle", type=float, default=90.0,
+                        help="seconds that `maildesk run` goes on after storing the --big mailbox, "
+                             "for the jobs that were due during the import (default 90)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--work-dir", type=Path,
                         help="folder for the mailboxes and desks (default: a new one under /tmp)")
@@ -337,26 +341,63 @@ def bench_latency(
 def bench_big(
     server: DovecotServer, work: Path, args: argparse.Namespace, sizes: Sizes, report: Report
 ) -> None:
-    """Peak RSS and rate of ``maildesk sync --once`` on the big mailbox."""
+    """Peak RSS and rate of ``maildesk sync --once`` and of ``maildesk run`` on the big mailbox."""
     spec = CorpusSpec(messages=sizes.big_messages, seed=args.seed + 300, id_prefix="b")
     box = fill_account(server, spec)
+    count = sizes.big_messages
     state = work / "big"
     result = desk.run_sync_cli(desk.write_config(state, box.account, batch_size=args.batch_size))
     threads = desk.threading_result(state, box.stats.threads, spec.id_prefix)
     shutil.rmtree(state, ignore_errors=True)
-    count = sizes.big_messages
-    report.values.update({"big_rss_kib": result.max_rss_kib, "big_rate": count / result.seconds})
+
+    # The same mailbox again, into a new state folder: sync --once read it
+    # read-only and changed nothing that a first import reads.
+    state = work / "big-daemon"
+    with SmtpSink() as sink:
+        config = desk.write_config(state, box.account, batch_size=args.batch_size, smtp=sink)
+        run = daemon.run_daemon_until_stored(
+            config, state, _last_uid(box.account), settle_seconds=args.big_settle
+        )
+    daemon_threads = desk.threading_result(state, box.stats.threads, spec.id_prefix)
+    shutil.rmtree(state, ignore_errors=True)
+
+    report.values.update({
+        "big_rss_kib": result.max_rss_kib, "big_rate": count / result.seconds,
+        "big_daemon_rss_kib": run.max_rss_kib, "big_daemon_import_rss_kib": run.hwm_at_stored_kib,
+        "big_daemon_tree_kib": run.tree_peak_kib, "big_daemon_rate": count / run.seconds,
+        "big_daemon_tickets": daemon_threads.tickets, "big_threads": box.stats.threads,
+    })
     report.table(
-        f"Big mailbox: {count:,} messages ({box.stats.bytes / 1e6:,.0f} MB)",
-        ["maildesk sync --once", "messages/s", "peak RSS", "tickets", "true threads"],
-        [["first start, existing = \"all\"", rate(count / result.seconds), mib(result.max_rss_kib),
-          f"{threads.tickets:,}", f"{threads.threads:,}"]],
+        f"Big mailbox: {count:,} messages ({box.stats.bytes / 1e6:,.0f} MB), first start, existing = \"all\"",
+        ["command", "messages/s", "peak RSS", "peak RSS, parse workers included (sampled)",
+         "tickets", "true threads"],
+        [
+            ["maildesk sync --once", rate(count / result.seconds), mib(result.max_rss_kib), "",
+             f"{threads.tickets:,}", f"{threads.threads:,}"],
+            ["maildesk run, until every message is stored", rate(count / run.seconds),
+             mib(run.hwm_at_stored_kib), "", f"{daemon_threads.tickets:,}", f"{daemon_threads.threads:,}"],
+            [f"maildesk run, the same and {args.big_settle:g} s more, then SIGTERM", "",
+             mib(run.max_rss_kib), mib(run.tree_peak_kib), "", ""],
+        ],
     )
-    rss_mib = result.max_rss_kib / 1024
-    report.target(f"peak RSS < {RSS_TARGET_MIB} MiB, {count:,}-message mailbox",
-                  f"{rss_mib:.0f} MiB", rss_mib < RSS_TARGET_MIB)
+    daemon_mib = run.max_rss_kib / 1024
+    tree_mib = run.tree_peak_kib / 1024
+    report.target(
+        f"peak RSS < {RSS_TARGET_MIB} MiB, {count:,}-message mailbox (maildesk run)",
+        f"{daemon_mib:.0f} MiB ({tree_mib:.0f} MiB with parse workers)",
+        daemon_mib < RSS_TARGET_MIB and tree_mib < RSS_TARGET_MIB,
+    )
     box.account.close()
     _remove_maildir(box.account)
+
+
+def _last_uid(account: ImapAccount) -> int:
+    """Return the highest UID in the account's INBOX."""
+    client = floor.connect(account.host, account.port, account.username, account.password)
+    try:
+        return int(client.folder_status("INBOX", [b"UIDNEXT"])[b"UIDNEXT"]) - 1
+    finally:
+        client.logout()
 
 
 def _share(value: float, whole: float) -> str:

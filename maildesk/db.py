@@ -248,6 +248,9 @@ folders = Table(
     Column("uidvalidity", Integer, nullable=False),
     Column("last_uid", Integer, nullable=False),
     Column("last_sync_at", UtcDateTime),
+    # Highest UID of the first-start import, which gets no auto-replies; an
+    # interrupted import is finished by the next run up to this UID.
+    Column("import_until", Integer),
 )
 
 # The last failed sync of a folder, for ``maildesk status``; the row is deleted
@@ -279,6 +282,14 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+# Prepared statements that Python's sqlite3 keeps per connection (its default is
+# 128). Ingest and sending run about 20 distinct statements per message. Batch
+# lookups with IN lists of varying length are each prepared once and take up to
+# about 60 KB. After a first import of 20,000 messages the default cache used
+# 5.6 MiB and a cache of 32 used 1.2 MiB, at the same speed (2 cores, SQLite 3.40).
+SQLITE_CACHED_STATEMENTS = 32
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite, use WAL mode and a busy timeout.
 
@@ -295,7 +306,8 @@ def make_engine(url: str) -> Engine:
         # process may then delete the WAL under this process's open connections.
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    engine = create_engine(url, connect_args={"timeout": 30} if path is not None else {})
+    connect_args = {"timeout": 30, "cached_statements": SQLITE_CACHED_STATEMENTS}
+    engine = create_engine(url, connect_args=connect_args if path is not None else {})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)

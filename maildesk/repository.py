@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -75,7 +76,9 @@ _TICKET_TAGS = select(ticket_tags.c.tag).where(ticket_tags.c.ticket == bindparam
 _TICKET_UPDATES: dict[frozenset[str], object] = {}
 # SQLite's default limit of bound parameters per statement is 999 before 3.32 and 32,766 after.
 _IN_CHUNK = 500
-_BATCH_KEY = "maildesk.batch_lookups"
+# The cache of the batch running on a connection. Not in Connection.info, whose access
+# raises once an interrupted statement has invalidated the connection.
+_BATCHES: weakref.WeakKeyDictionary[Connection, BatchLookups] = weakref.WeakKeyDictionary()
 # A merge chain longer than this is a loop or a mistake; threading stops following it.
 MAX_MERGE_HOPS = 10
 
@@ -221,17 +224,17 @@ class BatchLookups:
 def begin_batch(connection: Connection) -> BatchLookups:
     """Install a :class:`BatchLookups` on ``connection`` for the rest of its transaction."""
     lookups = BatchLookups(connection)
-    connection.info[_BATCH_KEY] = lookups
+    _BATCHES[connection] = lookups
     return lookups
 
 
 def end_batch(connection: Connection) -> None:
     """Drop the batch cache: at the end of the batch, or when a savepoint rolls back."""
-    connection.info.pop(_BATCH_KEY, None)
+    _BATCHES.pop(connection, None)
 
 
 def batch_lookups(connection: Connection) -> BatchLookups | None:
-    return connection.info.get(_BATCH_KEY)
+    return _BATCHES.get(connection)
 
 
 def participants(connection: Connection, ticket: int) -> set[str]:
@@ -409,6 +412,19 @@ def folder_last_sync(connection: Connection, name: str) -> datetime | None:
     return connection.execute(
         select(folders.c.last_sync_at).where(folders.c.name == name)
     ).scalar()
+
+
+def start_import(connection: Connection, name: str, uidvalidity: int, import_until: int) -> None:
+    """Record the first start of a folder: nothing stored yet, and the import ending at ``import_until``."""
+    connection.execute(delete(folders).where(folders.c.name == name))
+    connection.execute(
+        insert(folders).values(name=name, uidvalidity=uidvalidity, last_uid=0, import_until=import_until)
+    )
+
+
+def import_until(connection: Connection, name: str) -> int | None:
+    """Return the highest UID of the folder's first-start import, or None when none was recorded."""
+    return connection.execute(select(folders.c.import_until).where(folders.c.name == name)).scalar()
 
 
 def save_folder_state(

@@ -51,7 +51,7 @@ from maildesk.lock import StateLock
 from maildesk.metrics import Metrics
 from maildesk.notify import Notifier
 from maildesk.outbox import OutboxSender, SendStats
-from maildesk.schema import upgrade
+from maildesk.schema import upgrade, upgrade_in_child_process
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,18 @@ class Desk:
     ingestor: Ingestor
 
     @classmethod
-    def open(cls, config: Config) -> Desk:
-        """Open the database, apply pending migrations and build the jobs."""
+    def open(cls, config: Config, *, migrate_in_child_process: bool = False) -> Desk:
+        """Open the database, apply pending migrations and build the jobs.
+
+        ``migrate_in_child_process`` runs Alembic, when the schema is behind, in a
+        child process, so that a long-running process never imports it.
+        """
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = make_engine(config.database_url)
-        upgrade(engine)
+        if migrate_in_child_process:
+            upgrade_in_child_process(engine)
+        else:
+            upgrade(engine)
         return cls(config, engine, Ingestor(config, engine))
 
     def mailbox_sync(self, on_lag: Callable[[float], None] | None = None) -> MailboxSync:
@@ -94,13 +101,21 @@ class Desk:
         return OutboxSender(self.config, self.engine)
 
 
-def sync_once(config: Config) -> tuple[BatchStats, SendStats]:
-    """Run one sync pass and one outbox pass under the state lock."""
+def sync_once(
+    config: Config, should_stop: Callable[[], bool] = lambda: False
+) -> tuple[BatchStats, SendStats]:
+    """Run one sync pass, one outbox pass and one keyword pass under the state lock.
+
+    ``should_stop`` is checked between messages; once it returns True the
+    current batch is committed and the outbox and keyword passes are skipped.
+    """
     with StateLock(config.state_dir):
         desk = Desk.open(config)
-        stats = desk.mailbox_sync().sync_once()
+        stats = desk.mailbox_sync().sync_once(should_stop)
+        if stats.stopped:
+            return stats, SendStats()
         sent = desk.outbox_sender().run_once() if config.smtp else SendStats()
-        MailboxMarker(config, desk.engine).run_once()
+        MailboxMarker(config, desk.engine).run_once(should_stop)
         return stats, sent
 
 
@@ -133,7 +148,7 @@ class Daemon:
             # APScheduler logs every run of every job at INFO; its warnings and errors stay.
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
         with StateLock(self.config.state_dir):
-            desk = Desk.open(self.config)
+            desk = Desk.open(self.config, migrate_in_child_process=True)
             self._scheduler = self._build_scheduler(desk)
             self._install_signal_handlers()
             self._start_metrics()
