@@ -66,6 +66,7 @@ class BatchStats:
         self.new_tickets += other.new_tickets
         self.quarantined += other.quarantined
         self.replies_queued += other.replies_queued
+        self.stopped = self.stopped or other.stopped
         for reason, count in other.suppressed.items():
             self.suppressed[reason] = self.suppressed.get(reason, 0) + count
 
@@ -589,7 +590,9 @@ class Ingestor:
             autoreply_suppressed=reason,
         )
         self.agent_mail.ignore_stranger_commands(connection, item, parsed, message_row)
-        log.info(
+        # An import opens thousands of tickets; its progress line and summary say enough.
+        log.log(
+            logging.INFO if options.autoreply else logging.DEBUG,
             "ticket %s opened for %s (rules=%s priority=%s auto-reply=%s)",
             ticket, customer.addr, ",".join(outcome.matched) or "-", outcome.priority,
             "queued" if queued else f"suppressed: {reason}",

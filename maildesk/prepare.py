@@ -15,10 +15,13 @@ process, and no thread of the main process is copied into them.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,14 +80,21 @@ class ProcessPreparer:
             max_workers=processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(storage_path), limits),
+            initargs=(str(storage_path), limits, os.getpid()),
         )
 
     def submit(self, items: Sequence[IncomingMessage]) -> Future[list[PreparedMessage]] | None:
         if self._executor is None:
             return None
         try:
-            return self._executor.submit(_prepare_batch, list(items))
+            # The pool starts its processes inside submit. A process inherits the signal
+            # mask of the thread that starts it, so with SIGINT blocked here a Ctrl-C on
+            # the terminal cannot interrupt a worker before its initializer ignores SIGINT.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                return self._executor.submit(_prepare_batch, list(items))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         except (BrokenProcessPool, RuntimeError) as exc:
             self._give_up(exc)
             return None
@@ -120,13 +130,37 @@ _worker_files: FileStore | None = None
 _worker_limits: LimitSettings | None = None
 
 
-def _start_worker(storage_path: str, limits: LimitSettings) -> None:
+def _start_worker(storage_path: str, limits: LimitSettings, parent: int) -> None:
     global _worker_files, _worker_limits
     # Ctrl-C on a terminal reaches the whole process group; the main process decides
     # when to stop, and the pool ends its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _end_with_parent(parent)
     _worker_files = FileStore(Path(storage_path))
     _worker_limits = limits
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the main process dies, even by SIGKILL.
+
+    Without it a worker whose main process was killed lives on, holding the
+    main process's stdout and stderr open (a pipe reader such as ``| tee``
+    then never ends). Linux sends the signal when the thread that started the
+    worker ends, which is why one thread creates, uses and closes a
+    :class:`ProcessPreparer`. Elsewhere only the pool's own shutdown applies.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:
+        # The main process died before the request above: end now.
+        os._exit(1)
+
+
+# From <linux/prctl.h>: deliver a signal to this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _prepare_batch(items: list[IncomingMessage]) -> list[PreparedMessage]:

@@ -6,6 +6,10 @@ import hashlib
 import logging
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -132,3 +136,47 @@ def test_large_sync_uses_worker(
     assert 7 == len(ticket_numbers)
     assert stored[0].ticket == stored[1].ticket
     assert [hashlib.sha256(b"%PDF-1.4 liite").hexdigest()] == attachment_rows
+
+
+WORKER_OWNER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from maildesk.config import LimitSettings
+    from maildesk.message import IncomingMessage
+    from maildesk.prepare import ProcessPreparer
+
+    if __name__ == "__main__":
+        preparer = ProcessPreparer(Path(sys.argv[1]), LimitSettings(), 1)
+        items = [IncomingMessage(raw=b"From: a@example.com\\r\\n\\r\\nhei\\r\\n")]
+        preparer.collect(items, preparer.submit(items))
+        print(*preparer._executor._processes, flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_worker_ends_with_killed_parent(tmp_path: Path) -> None:
+    """A worker whose main process is killed with SIGKILL ends too."""
+    script = tmp_path / "owner.py"
+    script.write_text(WORKER_OWNER, encoding="utf-8")
+    owner = subprocess.Popen([sys.executable, str(script), str(tmp_path / "files")], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    worker = int(owner.stdout.readline().split()[0])
+
+    owner.kill()
+    owner.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.05)
+
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # A zombie ("Z") has ended and only waits for its parent to reap it.
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

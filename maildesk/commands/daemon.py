@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +70,17 @@ def sync_command(config: Config, args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return dry_run_command(config, args)
-    stats, sent = sync_once(config)
+    with _stop_on_signals() as stop:
+        stats, sent = sync_once(config, should_stop=stop.is_set)
+    if stats.stopped:
+        print(
+            _(
+                "interrupted: {stored} messages stored, {new_tickets} new tickets; "
+                "run the command again to continue"
+            ).format(stored=stats.stored, new_tickets=stats.new_tickets),
+            file=sys.stderr,
+        )
+        return 128 + (stop.signal or signal.SIGINT)
     print(
         _(
             "{stored} messages stored, {duplicates} duplicates, {new_tickets} new tickets, "
@@ -81,6 +95,38 @@ def sync_command(config: Config, args: argparse.Namespace) -> int:
         print(_("folder {folder} failed: {error}").format(folder=name, error=error), file=sys.stderr)
     # A folder that could not be synced is something a script or a timer must notice.
     return 1 if failing else 0
+
+
+class _StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM; ``signal`` is the number of that signal."""
+
+    signal: int | None = None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    """Turn the first SIGINT or SIGTERM into a stop request after the current batch.
+
+    A second signal ends the process at once, which is as safe as a crash: the
+    batch in progress was not committed and is read again by the next run.
+    """
+    stop = _StopRequest()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.signal = signum
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+        os.write(
+            sys.stderr.fileno(),
+            (_("stopping after the current batch; send the signal again to stop at once") + "\n").encode(),
+        )
+
+    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def failing_folders(config: Config) -> list[tuple[str, str]]:
