@@ -12,6 +12,7 @@ from maildesk.commands import load_modules
 from maildesk.config import default_config_path, load_config
 from maildesk.errors import MaildeskError
 from maildesk.i18n import LANGUAGES, _, activate, language_from_environment
+from maildesk.memory import tune_allocator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,7 @@ def requested_language(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    tune_allocator()
     # Help texts are translated when the parser is built, so pick the language first.
     activate(requested_language(argv) or language_from_environment())
     args = build_parser().parse_args(argv)
