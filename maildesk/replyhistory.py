@@ -5,6 +5,7 @@ Every function takes an open connection inside the caller's transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -28,19 +29,20 @@ def reply_history(
 ) -> ReplyHistory:
     """Count the desk's earlier mail for the rate limits, leaving out mail to agents."""
     domain = recipient.rpartition("@")[2]
-    to_domain = connection.execute(
-        select(outbox.c.recipient, func.count())
-        .where(
-            outbox.c.recipient.endswith(f"@{domain}", autoescape=True),
-            outbox.c.created_at > domain_since,
-        )
-        .group_by(outbox.c.recipient)
-    ).all()
-    recent = connection.execute(
-        select(outbox.c.recipient, func.count())
-        .where(outbox.c.created_at > global_since)
-        .group_by(outbox.c.recipient)
-    ).all()
+    # Rows are counted here rather than with GROUP BY recipient: with it, SQLite scans
+    # the whole (recipient, created_at) index instead of the created_at range, about
+    # 20 ms per new ticket with 100,000 stored replies (SQLite 3.40).
+    to_domain = Counter(
+        connection.execute(
+            select(outbox.c.recipient).where(
+                outbox.c.recipient.endswith(f"@{domain}", autoescape=True),
+                outbox.c.created_at > domain_since,
+            )
+        ).scalars()
+    )
+    recent = Counter(
+        connection.execute(select(outbox.c.recipient).where(outbox.c.created_at > global_since)).scalars()
+    )
     on_ticket: list[tuple[str, int]] = []
     if ticket is not None:
         on_ticket = [
@@ -56,8 +58,8 @@ def reply_history(
         return sum(count for address, count in rows if not is_agent(address))
 
     return ReplyHistory(
-        to_domain=customers([(row[0], row[1]) for row in to_domain]),
-        total=customers([(row[0], row[1]) for row in recent]),
+        to_domain=customers(list(to_domain.items())),
+        total=customers(list(recent.items())),
         on_ticket=customers(on_ticket),
         bounced=hard_bounced(connection, recipient, bounced_since),
     )
