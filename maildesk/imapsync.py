@@ -156,6 +156,9 @@ class MailboxSync:
         else:
             stored_validity, last_uid = state
             if stored_validity != uidvalidity:
+                # The recorded end of the first import counts UIDs of the old UIDVALIDITY.
+                with self.engine.begin() as connection:
+                    repo.forget_import(connection, folder)
                 phases = [(self._reread(client, folder, stored_validity, uidvalidity), new_mail)]
             else:
                 phases = self._resume(client, folder, last_uid, new_mail)

@@ -422,6 +422,11 @@ def start_import(connection: Connection, name: str, uidvalidity: int, import_unt
     )
 
 
+def forget_import(connection: Connection, name: str) -> None:
+    """Drop the recorded end of the folder's first-start import."""
+    connection.execute(update(folders).where(folders.c.name == name).values(import_until=None))
+
+
 def import_until(connection: Connection, name: str) -> int | None:
     """Return the highest UID of the folder's first-start import, or None when none was recorded."""
     return connection.execute(select(folders.c.import_until).where(folders.c.name == name)).scalar()

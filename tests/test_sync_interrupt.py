@@ -113,3 +113,23 @@ def test_resumed_import_keeps_since(tmp_path: Path, imap_account: Any, smtp_sink
     assert stopped.stopped
     assert ["Tilaus 1", "Tilaus 3", "Tilaus 5", "Uusi asia"] == [row.subject for row in stored]
     assert ["uusi@example.com"] == [row.recipient for row in rows(config, outbox)]
+
+
+def test_new_uidvalidity_forgets_import(tmp_path: Path, imap_account: Any, smtp_sink: Any) -> None:
+    """After a UIDVALIDITY change, new mail numbered below the old import's end still gets a reply."""
+    from maildesk.service import sync_once
+
+    uids = [imap_account.append(make_mail(sender=f"vanha{number}@example.com")) for number in range(5)]
+    config = load(account_config(tmp_path, imap_account, smtp_sink, existing="all"))
+    sync_once(config)
+    client = imap_account.client()
+    client.select_folder("INBOX")
+    client.delete_messages(uids[1:])
+    client.expunge()
+    imap_account.reset_uidvalidity()
+    sync_once(config)
+    imap_account.append(make_mail(sender="uusi@example.com", subject="Uusi asia"))
+
+    sync_once(config)
+
+    assert ["uusi@example.com"] == [row.recipient for row in rows(config, outbox)]
