@@ -9,10 +9,10 @@ with ``wait4``. Three figures come out:
 
 - ``hwm_at_stored_kib``: the daemon's ``VmHWM`` read from ``/proc`` at the
   poll that saw the last message stored: its peak RSS up to the end of the import.
-- ``max_rss_kib``: ``ru_maxrss`` from ``wait4``, the peak RSS of the daemon
-  over its whole life, settling and shutdown included. On Linux it is also at
-  least the peak of any child the daemon reaped (parse workers, the schema
-  migration), but never their sum.
+- ``max_rss_kib``: the daemon's ``VmHWM`` read just before SIGTERM, its peak
+  RSS over its whole life, settling included. Not ``ru_maxrss`` from
+  ``wait4``, which on Linux starts from the size of this benchmark process
+  when it started the daemon (see benchmarks/rusage.py).
 - ``tree_peak_kib``: the largest sum of ``VmRSS`` over the daemon and its
   child processes (parse workers) among the samples taken every
   ``sample_seconds`` from the first committed batch to SIGTERM. The schema
@@ -115,7 +115,12 @@ def run_daemon_until_stored(
 
 
 def _stop(daemon: subprocess.Popen[bytes]) -> tuple[int, int]:
-    """Send SIGTERM, reap the daemon and return (exit code, ru_maxrss in KiB)."""
+    """Send SIGTERM, reap the daemon and return (exit code, its VmHWM just before, in KiB).
+
+    Not ``ru_maxrss`` from ``wait4``: on Linux that starts from the size of this
+    benchmark process when it started the daemon (see benchmarks/rusage.py).
+    """
+    peak = proc_status_kib(daemon.pid, "VmHWM")
     daemon.send_signal(signal.SIGTERM)
     # wait4 blocks, so a daemon that ignores SIGTERM is killed by a timer.
     killer = threading.Timer(STOP_TIMEOUT, _kill_quietly, args=(daemon.pid,))
@@ -125,7 +130,7 @@ def _stop(daemon: subprocess.Popen[bytes]) -> tuple[int, int]:
     finally:
         killer.cancel()
     assert reaped is not None
-    return reaped
+    return reaped[0], peak
 
 
 def _reap(daemon: subprocess.Popen[bytes], options: int) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -114,18 +115,22 @@ def write_config(
 def run_process(
     command: list[str], *, env: dict[str, str] | None = None, timeout: float = 3600
 ) -> ProcessResult:
-    """Run ``command`` and return its wall time and peak RSS (``wait4``'s ru_maxrss, KiB).
+    """Run ``command`` and return its wall time and peak RSS (its own ru_maxrss, KiB).
 
     ``env`` is added to this process's environment. ``timeout`` bounds the
     wait for the output after the child exits.
     """
+    # benchmarks.rusage starts the command, so its ru_maxrss does not start from this
+    # process's own size (see that module).
+    rusage_file = Path(tempfile.mkstemp(prefix="maildesk-bench-rss-")[1])
     began = time.perf_counter()
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "benchmarks.rusage", str(rusage_file), "--", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, **env} if env else None,
+        cwd=Path(__file__).resolve().parent.parent,
     )
-    # The output is drained by threads and the child reaped with wait4, because
-    # communicate() would reap it without its resource usage.
+    # The output is drained by threads, so a command that writes much cannot block on a full pipe.
     stdout_chunks: list[bytes] = []
     stderr_chunks: list[bytes] = []
 
@@ -139,14 +144,15 @@ def run_process(
     ]
     for reader in readers:
         reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
+    process.wait()
     seconds = time.perf_counter() - began
-    process.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join(timeout)
+    max_rss = int(rusage_file.read_text(encoding="ascii") or 0)
+    rusage_file.unlink(missing_ok=True)
     return ProcessResult(
         seconds=seconds,
-        max_rss_kib=usage.ru_maxrss,
+        max_rss_kib=max_rss,
         returncode=process.returncode,
         stdout=b"".join(stdout_chunks).decode("utf-8", "replace"),
         stderr=b"".join(stderr_chunks).decode("utf-8", "replace"),
