@@ -130,7 +130,7 @@ def run_process(
         env={**os.environ, **env} if env else None,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    # The output is drained by threads, so a command that writes much cannot block on a full pipe.
+    # Threads drain the output while the command runs, so it never blocks on a full pipe.
     stdout_chunks: list[bytes] = []
     stderr_chunks: list[bytes] = []
 

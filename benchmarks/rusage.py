@@ -6,7 +6,7 @@ code is the command's.
 On Linux a child's ``ru_maxrss`` starts from the peak RSS of the process that
 started it, because exec records the high-water mark of the memory the child
 shared with its parent before it (vfork) or copied from it (fork). The
-benchmark process holds generated mail and can be larger than maildesk, so
+benchmark process keeps generated mail in memory and can be larger than maildesk, so
 its children would report its size. This small launcher starts the command
 instead, so the figure is the command's own.
 """

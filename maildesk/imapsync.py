@@ -243,8 +243,8 @@ class MailboxSync:
         # The first-start import was interrupted: the mail it had left to read still gets
         # no reply, and only what it selected is read.
         selected, options = self._first_start(client, folder, resumed=True)
-        wanted = set(selected)
-        rest = [uid for uid in uids if uid <= import_until and uid in wanted]
+        selected_uids = set(selected)
+        rest = [uid for uid in uids if uid <= import_until and uid in selected_uids]
         log.info("continuing the first import of %s: %d messages left", folder, len(rest))
         return [(rest, options), ([uid for uid in uids if uid > import_until], new_mail)]
 

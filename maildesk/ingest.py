@@ -92,16 +92,6 @@ class _MessageFailed(Exception):
         self.item = item
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A message of a batch with its raw file stored and its parse result."""
-
-    item: IncomingMessage
-    raw_sha: str
-    parsed: ParsedMessage | None
-    error: str = ""
-
-
 @dataclass
 class _Classified:
     kind: str  # "customer", "agent", "bounce", "robot"
@@ -167,19 +157,21 @@ class Ingestor:
         items: Iterable[IncomingMessage],
         prepared: Sequence[PreparedMessage] | None,
         should_stop: Callable[[], bool],
-    ) -> tuple[list[_Prepared], bool]:
-        """Store the raw files and parse the batch; return the results and whether it stopped early."""
-        entries: list[_Prepared] = []
+    ) -> tuple[list[tuple[IncomingMessage, PreparedMessage]], bool]:
+        """Pair each item with its stored raw file and parse result; return them and whether it stopped early."""
+        entries: list[tuple[IncomingMessage, PreparedMessage]] = []
         for index, item in enumerate(items):
             if should_stop():
                 return entries, True
-            done = prepared[index] if prepared is not None else prepare_message(item, self.files, self.config.limits)
-            entries.append(_Prepared(item, done.raw_sha, done.parsed, done.error))
+            if prepared is not None:
+                entries.append((item, prepared[index]))
+            else:
+                entries.append((item, prepare_message(item, self.files, self.config.limits)))
         return entries, False
 
     def _store_batch(
         self,
-        prepared: list[_Prepared],
+        entries: list[tuple[IncomingMessage, PreparedMessage]],
         stopped: bool,
         options: IngestOptions,
         on_commit: Callable[[Connection, BatchStats], None] | None,
@@ -195,14 +187,14 @@ class Ingestor:
                 # replaces two to four lookups per message.
                 lookups.prefetch(
                     message_id
-                    for entry in prepared if entry.parsed is not None
-                    for message_id in (entry.parsed.message_id, *entry.parsed.in_reply_to, *entry.parsed.references)
+                    for _item, done in entries if done.parsed is not None
+                    for message_id in (done.parsed.message_id, *done.parsed.in_reply_to, *done.parsed.references)
                     if message_id
                 )
-                for entry in prepared:
-                    self._ingest_one(connection, entry, options, secret, stats, savepoints)
-                    if entry.item.uid is not None:
-                        stats.last_uid = entry.item.uid
+                for item, done in entries:
+                    self._ingest_one(connection, item, done, options, secret, stats, savepoints)
+                    if item.uid is not None:
+                        stats.last_uid = item.uid
                 if on_commit is not None:
                     on_commit(connection, stats)
             finally:
@@ -213,13 +205,14 @@ class Ingestor:
     def _ingest_one(
         self,
         connection: Connection,
-        prepared: _Prepared,
+        item: IncomingMessage,
+        prepared: PreparedMessage,
         options: IngestOptions,
         secret: bytes,
         stats: BatchStats,
         savepoints: bool,
     ) -> None:
-        item, raw_sha, parsed = prepared.item, prepared.raw_sha, prepared.parsed
+        raw_sha, parsed = prepared.raw_sha, prepared.parsed
         if parsed is None:
             self._quarantine(connection, item, raw_sha, prepared.error, stats)
             return
@@ -590,7 +583,7 @@ class Ingestor:
             autoreply_suppressed=reason,
         )
         self.agent_mail.ignore_stranger_commands(connection, item, parsed, message_row)
-        # An import opens thousands of tickets; its progress line and summary say enough.
+        # An import opens thousands of tickets, whose progress line and summary report them.
         log.log(
             logging.INFO if options.autoreply else logging.DEBUG,
             "ticket %s opened for %s (rules=%s priority=%s auto-reply=%s)",

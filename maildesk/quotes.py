@@ -79,7 +79,7 @@ _DEVICE_SIGNATURE = re.compile(
 )
 
 
-# Ingest asks for the visible text of a new ticket's first mail twice (language, stored row);
+# Ingest needs the visible text of a new ticket's first mail twice (language, stored row);
 # a str caches its hash, so a hit costs a dictionary lookup.
 @functools.lru_cache(maxsize=8)
 def visible_text(text: str, subject: str = "") -> str:

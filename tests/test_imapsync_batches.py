@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,31 +11,14 @@ from maildesk import imapsync
 from maildesk.config import Config, load_config
 from maildesk.connections import connect_imap
 from maildesk.service import Desk
+from tests.faultkit import account_config
 from tests.mailkit import make_mail
 
 MIB = 1024 * 1024
 
 
 def make_config(tmp_path: Path, imap_account: Any, batch_size: int = 200) -> Config:
-    path = tmp_path / "config.toml"
-    path.write_text(textwrap.dedent(f"""
-        [desk]
-        name = "Verkkokauppa"
-        support_address = "tuki@example.fi"
-        state_dir = "{tmp_path / 'state'}"
-
-        [mailbox]
-        host = "127.0.0.1"
-        port = {imap_account.port}
-        security = "none"
-        username = "{imap_account.username}"
-        password = "{imap_account.password}"
-        batch_size = {batch_size}
-
-        [import]
-        existing = "all"
-    """), encoding="utf-8")
-    return load_config(path)
+    return load_config(account_config(tmp_path, imap_account, None, batch_size=batch_size))
 
 
 def batch_uids(config: Config, uids: list[int]) -> list[list[int]]:
