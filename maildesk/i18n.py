@@ -18,9 +18,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from babel import Locale
-from babel.dates import format_datetime
-
 DOMAIN = "maildesk"
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = ("fi", "sv", "en")
@@ -88,6 +85,9 @@ def format_datetime_for_people(value: datetime | str, zone: tzinfo | None = None
     The time is shown in ``zone``, default UTC. A naive value is read as UTC,
     the zone maildesk stores times in.
     """
+    # Babel is imported where it is used: the daemon and its parse workers seldom need it.
+    from babel.dates import format_datetime
+
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -101,6 +101,8 @@ def format_datetime_for_people(value: datetime | str, zone: tzinfo | None = None
 
 @functools.cache
 def _datetime_pattern(locale: str, at_word: str) -> str:
+    from babel import Locale
+
     formats = Locale.parse(locale)
     date = formats.date_formats["short"].pattern
     time = formats.time_formats["short"].pattern

@@ -18,7 +18,6 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +33,7 @@ from maildesk.health import clear_folder_error, record_folder_errors
 from maildesk.ingest import BatchStats, IngestOptions, Ingestor
 from maildesk.limits import PartialMessage
 from maildesk.message import IncomingMessage
-from maildesk.prepare import PreparedMessage, ProcessPreparer
+from maildesk.prepare import PreparedBatch, PreparedMessage, ProcessPreparer
 from maildesk.progress import ImportProgress
 
 log = logging.getLogger(__name__)
@@ -201,7 +200,7 @@ class MailboxSync:
         try:
             # With a preparer, the batches after the one being stored are already
             # parsed by its worker processes.
-            pending: deque[tuple[list[tuple[int, int]], list[IncomingMessage], Future[list[PreparedMessage]] | None]]
+            pending: deque[tuple[list[tuple[int, int]], list[IncomingMessage], PreparedBatch | None]]
             pending = deque()
             batches = self._batches(client, folder, sorted(uids))
             while True:
@@ -326,8 +325,7 @@ class MailboxSync:
         processes = min(processes, os.cpu_count() or 1)
         try:
             preparer = ProcessPreparer(self.config.storage_path, self.config.limits, processes)
-        except (OSError, ImportError) as exc:
-            # multiprocessing needs POSIX semaphores (/dev/shm), which a sandbox may lack.
+        except OSError as exc:
             log.warning("cannot start parse worker processes (%s); parsing in the main process", exc)
             return None
         log.info("parsing in %d worker process(es) while storing %d messages", processes, count)
@@ -339,7 +337,7 @@ class MailboxSync:
         uidvalidity: int,
         batch: list[tuple[int, int]],
         items: list[IncomingMessage],
-        prepared: list[PreparedMessage] | None,
+        prepared: list[PreparedMessage | None] | None,
         options: IngestOptions,
         should_stop: Callable[[], bool],
     ) -> BatchStats:

@@ -125,7 +125,7 @@ class Ingestor:
         *,
         should_stop: Callable[[], bool] = lambda: False,
         on_commit: Callable[[Connection, BatchStats], None] | None = None,
-        prepared: Sequence[PreparedMessage] | None = None,
+        prepared: Sequence[PreparedMessage | None] | None = None,
     ) -> BatchStats:
         """Ingest ``items`` in one transaction and return the counts.
 
@@ -133,7 +133,8 @@ class Ingestor:
         a folder's highest UID is saved together with the messages.
         ``should_stop`` is checked between messages. ``prepared``, one entry
         per item, carries raw files already stored and parse results made by a
-        :class:`maildesk.prepare.ProcessPreparer`.
+        :class:`maildesk.prepare.ProcessPreparer`; an item whose entry is None
+        is prepared here.
 
         Messages are first stored without a savepoint each, because
         savepoints took about 7 % of a first import's time (py-spy profile of
@@ -155,7 +156,7 @@ class Ingestor:
     def _prepare_all(
         self,
         items: Iterable[IncomingMessage],
-        prepared: Sequence[PreparedMessage] | None,
+        prepared: Sequence[PreparedMessage | None] | None,
         should_stop: Callable[[], bool],
     ) -> tuple[list[tuple[IncomingMessage, PreparedMessage]], bool]:
         """Pair each item with its stored raw file and parse result; return them and whether it stopped early."""
@@ -163,10 +164,8 @@ class Ingestor:
         for index, item in enumerate(items):
             if should_stop():
                 return entries, True
-            if prepared is not None:
-                entries.append((item, prepared[index]))
-            else:
-                entries.append((item, prepare_message(item, self.files, self.config.limits)))
+            done = prepared[index] if prepared is not None else None
+            entries.append((item, done or prepare_message(item, self.files, self.config.limits)))
         return entries, False
 
     def _store_batch(

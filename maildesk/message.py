@@ -41,12 +41,14 @@ class Attachment:
     content: bytes
     inline: bool = False
     content_id: str | None = None
-    # The sha256 of ``content`` once it is in the file store, set where messages are prepared.
+    # The sha256 and size of the content once it is in the file store, set where messages
+    # are prepared; ``content`` may then be empty.
     stored_sha256: str | None = None
+    stored_size: int | None = None
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return len(self.content) if self.stored_size is None else self.stored_size
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,31 +2,34 @@
 
 Parsing and writing the raw files take about half of the time ingest spends
 on a message. During a sync of many messages, :class:`ProcessPreparer` hands
-each fetched batch to a worker process, which writes the raw files and parses
+the fetched messages to worker processes, which write the raw files and parse
 them while the main process stores the previous batch in the database. The
 workers only write content-addressed files, which are harmless to write twice
 or to leave behind: a database row names a file only after the main process
 has flushed every file with :meth:`FileStore.sync` and committed.
 
-The workers are started with the "spawn" method, so they import only this
-module and the parser, not the database, IMAP and scheduler code of the main
-process, and no thread of the main process is copied into them.
+A worker is a plain child process (``python -m maildesk.parseworker``) that
+reads one pickled message at a time from its stdin and writes one result at a
+time to its stdout, so neither side keeps more than the message in hand and
+the results not yet stored. It imports only the parser, and it ends when its
+stdin closes, which also happens when the main process is killed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
-import multiprocessing
 import os
-import signal
+import pickle
+import queue
+import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from maildesk.config import LimitSettings
 from maildesk.errors import MessageParseError
@@ -36,6 +39,12 @@ from maildesk.parsing import parse_message
 from maildesk.storage import FileStore
 
 log = logging.getLogger(__name__)
+
+# Attachments whose bytes ingest reads after preparing: a forwarded mail is parsed again.
+KEPT_CONTENT_TYPES = frozenset({"message/rfc822", "message/global"})
+
+# Seconds a closing worker gets to finish the message in hand before it is killed.
+WORKER_EXIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,121 +57,228 @@ class PreparedMessage:
 
 
 def prepare_message(item: IncomingMessage, files: FileStore, limits: LimitSettings) -> PreparedMessage:
-    """Store the raw file of ``item``, parse it within ``limits`` and store its attachments."""
+    """Store the raw file of ``item``, parse it within ``limits`` and store its attachments.
+
+    The result keeps no HTML and no attachment bytes but those of attached
+    messages: ingest reads only the text made from the HTML and the stored
+    files, and a worker sends the result back pickled.
+    """
     raw_sha = files.put("raw", item.raw)
     try:
         parsed = parse_message(item.raw)
     except MessageParseError as exc:
         return PreparedMessage(raw_sha, None, f"parse error: {exc}")
-    # Ingest reads the text made from the HTML, never the HTML itself, and a
-    # worker sends the result back pickled: without it, loading takes a third less.
     parsed = dataclasses.replace(trim_for_ticket(parsed, item, limits), html=None)
     if parsed.attachments:
         stored = tuple(
-            dataclasses.replace(attachment, stored_sha256=files.put("attachments", attachment.content))
+            dataclasses.replace(
+                attachment,
+                stored_sha256=files.put("attachments", attachment.content),
+                stored_size=len(attachment.content),
+                content=attachment.content if attachment.content_type in KEPT_CONTENT_TYPES else b"",
+            )
             for attachment in parsed.attachments
         )
         parsed = dataclasses.replace(parsed, attachments=stored)
     return PreparedMessage(raw_sha, parsed)
 
 
+class PreparedBatch:
+    """The results of one submitted batch, filled in by the workers' reader threads.
+
+    An entry stays None when its worker failed on it or ended before it; the
+    caller prepares that message itself.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.results: list[PreparedMessage | None] = [None] * size
+        self._missing = size
+        self._done = threading.Condition()
+
+    def settle(self, index: int, result: PreparedMessage | None) -> None:
+        with self._done:
+            self.results[index] = result
+            self._missing -= 1
+            self._done.notify_all()
+
+    def wait(self) -> list[PreparedMessage | None]:
+        with self._done:
+            self._done.wait_for(lambda: self._missing == 0)
+        return self.results
+
+
 class ProcessPreparer:
-    """Prepares batches in worker processes while the caller stores earlier ones.
+    """Prepares messages in worker processes while the caller stores earlier batches.
 
     ``depth`` is how many batches may be submitted ahead of the one being
-    stored. When a worker fails, the batch is prepared in the calling process
-    and, if the pool is broken, every later one too.
+    stored. The messages of a batch are dealt out to the workers in turn.
+    When a worker ends, its messages without a result come back as None and the
+    other workers take the later ones; with none left, :meth:`submit`
+    returns None.
     """
+
+    depth = 1
 
     def __init__(self, storage_path: Path, limits: LimitSettings, processes: int) -> None:
-        self.depth = processes
-        self._executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(str(storage_path), limits, os.getpid()),
-        )
-
-    def submit(self, items: Sequence[IncomingMessage]) -> Future[list[PreparedMessage]] | None:
-        if self._executor is None:
-            return None
+        self._workers: list[_Worker] = []
         try:
-            # The pool starts its processes inside submit. A process inherits the signal
-            # mask of the thread that starts it, so with SIGINT blocked here a Ctrl-C on
-            # the terminal cannot interrupt a worker before its initializer ignores SIGINT.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                return self._executor.submit(_prepare_batch, list(items))
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        except (BrokenProcessPool, RuntimeError) as exc:
-            self._give_up(exc)
+            for _ in range(processes):
+                self._workers.append(_Worker(storage_path, limits))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        """Process IDs of the workers still running."""
+        return [worker.pid for worker in self._workers if worker.alive]
+
+    def submit(self, items: Sequence[IncomingMessage]) -> PreparedBatch | None:
+        workers = [worker for worker in self._workers if worker.alive]
+        if not workers:
             return None
+        batch = PreparedBatch(len(items))
+        for index, item in enumerate(items):
+            workers[index % len(workers)].send(batch, index, item)
+        return batch
 
     def collect(
-        self, items: Sequence[IncomingMessage], submitted: Future[list[PreparedMessage]] | None
-    ) -> list[PreparedMessage] | None:
-        """Return the prepared batch, or None for the caller to prepare it itself."""
+        self, items: Sequence[IncomingMessage], submitted: PreparedBatch | None
+    ) -> list[PreparedMessage | None] | None:
+        """Return the prepared batch (None entries for the caller to prepare), or None for all of it."""
         if submitted is None:
             return None
-        try:
-            return submitted.result()
-        except BrokenProcessPool as exc:
-            self._give_up(exc)
-        except Exception:  # noqa: BLE001 - a failed worker must not lose the batch
-            log.exception("preparing %d messages in a worker process failed; preparing them here", len(items))
-        return None
+        return submitted.wait()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def _give_up(self, exc: BaseException) -> None:
-        log.warning("the parse worker processes stopped (%s); parsing in the main process from now on", exc)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
 
 
-# State of a worker process, set once by its initializer.
-_worker_files: FileStore | None = None
-_worker_limits: LimitSettings | None = None
+class _Worker:
+    """One worker process, the thread that writes its messages and the one that reads its results."""
+
+    def __init__(self, storage_path: Path, limits: LimitSettings) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "maildesk.parseworker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # A Ctrl-C on the terminal reaches the whole foreground process group; the
+            # main process decides when to stop, and closing stdin ends the worker.
+            process_group=0,
+        )
+        self.pid = self.process.pid
+        self.alive = True
+        self._outbox: queue.SimpleQueue[tuple[PreparedBatch, int, IncomingMessage] | None] = queue.SimpleQueue()
+        # Messages written to the worker that have no result yet, oldest first.
+        self._waiting: deque[tuple[PreparedBatch, int]] = deque()
+        self._lock = threading.Lock()
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _write(self.process.stdin, (str(storage_path), limits))
+        self._writer = threading.Thread(target=self._write_all, args=(self.process.stdin,), daemon=True,
+                                        name=f"parse-worker-{self.pid}-writer")
+        self._reader = threading.Thread(target=self._read_all, args=(self.process.stdout,), daemon=True,
+                                        name=f"parse-worker-{self.pid}-reader")
+        self._writer.start()
+        self._reader.start()
+
+    def send(self, batch: PreparedBatch, index: int, item: IncomingMessage) -> None:
+        self._outbox.put((batch, index, item))
+
+    def close(self) -> None:
+        # Messages not yet written are dropped; the caller prepares what it still needs.
+        while True:
+            try:
+                pending = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if pending is not None:
+                pending[0].settle(pending[1], None)
+        self._outbox.put(None)
+        self._writer.join()
+        try:
+            self.process.wait(timeout=WORKER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join()
+
+    def _write_all(self, stdin: IO[bytes]) -> None:
+        try:
+            while (next_item := self._outbox.get()) is not None:
+                batch, index, item = next_item
+                with self._lock:
+                    if not self.alive:
+                        batch.settle(index, None)
+                        continue
+                    self._waiting.append((batch, index))
+                try:
+                    _write(stdin, item)
+                except OSError:
+                    # The worker ended; the reader settles what it was given.
+                    continue
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _read_all(self, stdout: IO[bytes]) -> None:
+        try:
+            while True:
+                try:
+                    result, error = pickle.load(stdout)
+                except EOFError:
+                    break
+                with self._lock:
+                    batch, index = self._waiting.popleft()
+                if error:
+                    log.error("a parse worker failed on a message; preparing it in the main process:\n%s", error)
+                batch.settle(index, result)
+        except Exception:  # noqa: BLE001 - whatever broke, the messages must not be lost
+            log.exception("reading from parse worker %d failed", self.pid)
+        finally:
+            self._stop_reading(stdout)
+
+    def _stop_reading(self, stdout: IO[bytes]) -> None:
+        with self._lock:
+            without_result = list(self._waiting)
+            self._waiting.clear()
+            was_alive, self.alive = self.alive, False
+        stdout.close()
+        for batch, index in without_result:
+            batch.settle(index, None)
+        try:
+            # Its stdout closed, so the worker is ending, or it wrote something else there.
+            returncode = self.process.wait(timeout=WORKER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            returncode = self.process.wait()
+        if was_alive and (without_result or returncode not in (None, 0)):
+            log.warning(
+                "parse worker %d stopped (exit status %s) with %d message(s) without a result; "
+                "the main process prepares them", self.pid, returncode, len(without_result),
+            )
 
 
-def _start_worker(storage_path: str, limits: LimitSettings, parent: int) -> None:
-    global _worker_files, _worker_limits
-    # Ctrl-C on a terminal reaches the whole process group; the main process decides
-    # when to stop, and the pool ends its workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _end_with_parent(parent)
-    _worker_files = FileStore(Path(storage_path))
-    _worker_limits = limits
+def _write(stream: IO[bytes], value: object) -> None:
+    pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.flush()
 
 
-def _end_with_parent(parent: int) -> None:
-    """Have the kernel kill this worker when the main process dies, even by SIGKILL.
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """Run a worker: read the storage path and limits, then prepare messages until stdin ends."""
+    storage_path, limits = pickle.load(stdin)
+    files = FileStore(Path(storage_path))
+    while True:
+        try:
+            item = pickle.load(stdin)
+        except EOFError:
+            return
+        try:
+            reply: tuple[PreparedMessage | None, str] = (prepare_message(item, files, limits), "")
+        except Exception:  # noqa: BLE001 - the main process prepares this message itself
+            import traceback
 
-    Without it a worker whose main process was killed lives on, holding the
-    main process's stdout and stderr open (a pipe reader such as ``| tee``
-    then never ends). Linux sends the signal when the thread that started the
-    worker ends, which is why one thread creates, uses and closes a
-    :class:`ProcessPreparer`. Elsewhere only the pool's own shutdown applies.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != parent:
-        # The main process died before the request above: end now.
-        os._exit(1)
-
-
-# From <linux/prctl.h>: deliver a signal to this process when its parent dies.
-_PR_SET_PDEATHSIG = 1
-
-
-def _prepare_batch(items: list[IncomingMessage]) -> list[PreparedMessage]:
-    assert _worker_files is not None and _worker_limits is not None
-    return [prepare_message(item, _worker_files, _worker_limits) for item in items]
+            reply = (None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}")
+        _write(stdout, reply)

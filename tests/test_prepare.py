@@ -84,23 +84,85 @@ def test_worker_prepares_batch(tmp_path: Path) -> None:
 
 
 def test_killed_worker_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """When the worker dies, collect returns None and later batches are not submitted."""
+    """When the worker dies, its message comes back unprepared and later batches are not submitted."""
     items = [IncomingMessage(raw=make_mail(), folder="INBOX", uid=1)]
     preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
     try:
         preparer.collect(items, preparer.submit(items))
-        # The pool keeps its processes in a private attribute; the test needs their PIDs.
-        for pid in list(preparer._executor._processes):  # type: ignore[union-attr]
-            os.kill(pid, signal.SIGKILL)
+        [pid] = preparer.pids
+        # Stopped, the worker takes the message but cannot return a result before it is killed.
+        os.kill(pid, signal.SIGSTOP)
         with caplog.at_level(logging.WARNING, logger="maildesk.prepare"):
-            collected = preparer.collect(items, preparer.submit(items))
+            submitted = preparer.submit(items)
+            os.kill(pid, signal.SIGKILL)
+            collected = preparer.collect(items, submitted)
             later = preparer.submit(items)
     finally:
         preparer.close()
 
-    assert collected is None
+    assert [None] == collected
     assert later is None
-    assert "parsing in the main process from now on" in caplog.text
+    assert "stopped (exit status -9) with 1 message(s) without a result" in caplog.text
+
+
+def test_worker_error_leaves_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A message the worker fails on comes back as None, and the worker keeps running."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_bytes(b"")
+    items = [IncomingMessage(raw=make_mail(), folder="INBOX", uid=7)]
+    preparer = ProcessPreparer(blocked, LimitSettings(), 1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="maildesk.prepare"):
+            first = preparer.collect(items, preparer.submit(items))
+        alive = preparer.pids
+    finally:
+        preparer.close()
+
+    assert [None] == first
+    assert 1 == len(alive)
+    assert "a parse worker failed on a message" in caplog.text
+    assert "folder=INBOX UID=7" in caplog.text
+
+
+def test_worker_has_own_group(tmp_path: Path) -> None:
+    """A worker runs in a process group of its own, so a Ctrl-C on the terminal does not reach it."""
+    preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
+    try:
+        [pid] = preparer.pids
+        group = os.getpgid(pid)
+    finally:
+        preparer.close()
+
+    assert pid == group
+
+
+def test_prepared_attachment_drops_bytes(tmp_path: Path) -> None:
+    """A prepared attachment keeps its size and stored sha256 but not its bytes."""
+    content = b"%PDF-1.4 " + b"x" * 1000
+    prepared = prepare_message(
+        IncomingMessage(raw=mail_with_attachment(content)), FileStore(tmp_path), LimitSettings()
+    )
+
+    assert prepared.parsed is not None
+    attachment = prepared.parsed.attachments[0]
+    assert (b"", 1009) == (attachment.content, attachment.size)
+
+
+def test_prepared_forward_keeps_bytes(tmp_path: Path) -> None:
+    """An attached message keeps its bytes after preparing, because forwards parse it again."""
+    inner = make_mail(sender="asiakas@example.com", subject="Alkuperäinen")
+    outer = EmailMessage()
+    outer["From"] = "agentti@kauppa.example"
+    outer["To"] = "tuki@example.fi"
+    outer["Subject"] = "Fwd: Alkuperäinen"
+    outer.set_content("Välitän viestin.")
+    outer.add_attachment(inner, maintype="message", subtype="rfc822")
+    prepared = prepare_message(IncomingMessage(raw=outer.as_bytes()), FileStore(tmp_path), LimitSettings())
+
+    assert prepared.parsed is not None
+    attachment = prepared.parsed.attachments[0]
+    assert ("message/rfc822", len(attachment.content)) == (attachment.content_type, attachment.size)
+    assert attachment.content != b""
 
 
 @pytest.mark.dovecot
@@ -128,14 +190,14 @@ def test_large_sync_uses_worker(
     with engine.connect() as connection:
         stored = connection.execute(select(messages.c.uid, messages.c.ticket).order_by(messages.c.uid)).all()
         ticket_numbers = connection.execute(select(tickets.c.number)).scalars().all()
-        attachment_rows = connection.execute(select(attachments.c.sha256)).scalars().all()
+        attachment_rows = connection.execute(select(attachments.c.sha256, attachments.c.size)).all()
     engine.dispose()
     assert "parsing in 1 worker process(es) while storing 13 messages" in caplog.text
     assert (13, 0) == (stats.stored, stats.duplicates)
     assert list(range(1, 14)) == [row.uid for row in stored]
     assert 7 == len(ticket_numbers)
     assert stored[0].ticket == stored[1].ticket
-    assert [hashlib.sha256(b"%PDF-1.4 liite").hexdigest()] == attachment_rows
+    assert [(hashlib.sha256(b"%PDF-1.4 liite").hexdigest(), 14)] == [tuple(row) for row in attachment_rows]
 
 
 WORKER_OWNER = textwrap.dedent(
@@ -150,7 +212,7 @@ WORKER_OWNER = textwrap.dedent(
         preparer = ProcessPreparer(Path(sys.argv[1]), LimitSettings(), 1)
         items = [IncomingMessage(raw=b"From: a@example.com\\r\\n\\r\\nhei\\r\\n")]
         preparer.collect(items, preparer.submit(items))
-        print(*preparer._executor._processes, flush=True)
+        print(*preparer.pids, flush=True)
         time.sleep(60)
     """
 )
