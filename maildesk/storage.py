@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # The sub-folders of the store: raw messages and attachment contents.
@@ -72,10 +73,15 @@ class FileStore:
     def get(self, kind: str, digest: str) -> bytes:
         return self.path(kind, digest).read_bytes()
 
-    def digests(self, kind: str) -> list[str]:
-        """Return the sha256 of every file stored under ``kind``."""
+    def digests(self, kind: str) -> Iterator[str]:
+        """Yield the sha256 of every file stored under ``kind``, reading one prefix folder at a time."""
         self._check_kind(kind)
-        return [path.name for path in (self.root / kind).glob("??/*") if _is_digest(path.name)]
+        for folder in sorted((self.root / kind).glob("??")):
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                names = [entry.name for entry in entries if _is_digest(entry.name)]
+            yield from names
 
     def delete(self, kind: str, digest: str) -> bool:
         """Delete one stored file; return False when it was not there.
