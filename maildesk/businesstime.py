@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from maildesk.config import HoursSettings
+from maildesk.publicholidays import holiday_dates, years_around
 
 # How far ahead a search for an open day goes before it gives up. Only a configuration whose
 # closed dates cover years could reach it.
@@ -50,14 +49,16 @@ class BusinessCalendar:
     def __init__(self, hours: HoursSettings) -> None:
         self.hours = hours
         self.zone = ZoneInfo(hours.time_zone)
-        # The holidays object adds the years it is asked about on first use.
-        self._holidays = holidays.country_holidays(hours.country) if hours.country else None
+        self._holiday_years: set[int] = set()
+        self._holidays: frozenset[date] = frozenset()
+        if hours.country:
+            self._load_holidays_around(datetime.now(self.zone).year)
 
     def is_closed_day(self, day: date) -> bool:
         """Return whether ``day`` (a local date) has no opening hours at all."""
         if not self.hours.week[day.weekday()]:
             return True
-        if self._holidays is not None and day in self._holidays:
+        if self.hours.country and self._is_public_holiday(day):
             return True
         if self.hours.closed_eves and is_eve(day):
             return True
@@ -178,6 +179,17 @@ class BusinessCalendar:
             return self._at(day + timedelta(days=1), minutes - 1440, seconds=seconds)
         wall = datetime.combine(day, time(minutes // 60, minutes % 60, seconds), tzinfo=self.zone)
         return wall.astimezone(UTC)
+
+    def _is_public_holiday(self, day: date) -> bool:
+        if day.year not in self._holiday_years:
+            self._load_holidays_around(day.year)
+        return day in self._holidays
+
+    def _load_holidays_around(self, year: int) -> None:
+        """Add the public holidays of the years around ``year``, which may start a child process."""
+        first_year, last_year = years_around(year)
+        self._holidays |= holiday_dates(self.hours.country, first_year, last_year)
+        self._holiday_years.update(range(first_year, last_year + 1))
 
     def _intervals_from(self, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Yield open intervals from the local day of ``moment`` on; raise when none is near."""

@@ -15,7 +15,7 @@ import tomllib
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -730,7 +730,7 @@ def _hours(reader: _Reader, data: dict[str, Any]) -> HoursSettings:
             "hours.time_zone", time_zone, 'an IANA time zone name such as "Europe/Helsinki"'
         )
     country = reader.string(table, "hours.country", defaults.country).strip().upper()
-    if country and country not in _holiday_countries():
+    if country and not _known_country(country, time_zone):
         reader.fail(
             "hours.country", country,
             'an ISO 3166 country code that the holidays package knows, such as "FI", or ""',
@@ -756,10 +756,12 @@ def _hours(reader: _Reader, data: dict[str, Any]) -> HoursSettings:
     )
 
 
-def _holiday_countries() -> set[str]:
-    import holidays
+def _known_country(country: str, time_zone: str) -> bool:
+    # The check loads this year's holidays in a child process, the same ones that the
+    # desk's calendar uses, so the daemon never imports the holidays package.
+    from maildesk.publicholidays import is_supported
 
-    return set(holidays.list_supported_countries())
+    return is_supported(country, datetime.now(ZoneInfo(time_zone)).year)
 
 
 def _day_intervals(

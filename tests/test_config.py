@@ -236,3 +236,14 @@ def test_desk_and_section_errors_together() -> None:
     assert lines[1].startswith("unknown key desk.agnets")
     assert lines[2].startswith("invalid value 'tuki' for desk.support_address")
     assert lines[3].startswith("invalid value 'some' for import.existing")
+
+
+def test_unknown_country_names_key() -> None:
+    """A country the holidays package does not know names hours.country, the value and the fix."""
+    with pytest.raises(ConfigError, match=r"invalid value 'XX' for hours\.country: expected an ISO 3166 country code"):
+        parse_config(_with("hours", {"country": "xx"}))
+
+
+def test_known_country_accepted() -> None:
+    """A supported country code is stored upper-case."""
+    assert "SE" == parse_config(_with("hours", {"country": "se"})).hours.country
