@@ -72,8 +72,12 @@ def write_config(
     smtp: SmtpSink | None = None,
     idle: bool = True,
     poll_interval: int = 60,
+    parse_processes: int | None = None,
 ) -> Path:
-    """Write a config for ``account`` into ``state_dir`` and return its path."""
+    """Write a config for ``account`` into ``state_dir`` and return its path.
+
+    ``parse_processes`` sets ``[import] parse_processes``; None keeps maildesk's default.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         "[desk]",
@@ -96,6 +100,8 @@ def write_config(
         "[import]",
         f'existing = "{existing}"',
     ]
+    if parse_processes is not None:
+        lines.append(f"parse_processes = {parse_processes}")
     if smtp is not None:
         lines += [
             "",

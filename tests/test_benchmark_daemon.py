@@ -87,4 +87,6 @@ def test_tiny_big_run() -> None:
     assert report.values["big_daemon_rss_kib"] > 0
     assert report.values["big_daemon_import_rss_kib"] > 0
     assert report.values["big_daemon_tree_kib"] > 0
+    assert report.values["big_single_rss_kib"] > 0
     assert "maildesk run, until every message is stored" in report.render()
+    assert "maildesk run with parse_processes = 0" in report.render()
