@@ -52,6 +52,7 @@ from maildesk.metrics import Metrics
 from maildesk.notify import Notifier
 from maildesk.outbox import OutboxSender, SendStats
 from maildesk.schema import upgrade, upgrade_in_child_process
+from maildesk.storage import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ def sync_once(
     """
     with StateLock(config.state_dir):
         desk = Desk.open(config)
+        # A killed run leaves temporary files; under the lock no other process writes.
+        stale = FileStore(config.storage_path).delete_temporary_files()
+        if stale:
+            log.info("deleted %d temporary files that an interrupted write left", stale)
         stats = desk.mailbox_sync().sync_once(should_stop)
         if stats.stopped:
             return stats, SendStats()

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from maildesk.config import Config
 from maildesk.db import messages, outbox
+from maildesk.service import sync_once
 from tests.faultkit import account_config, load, rows, wait_until
 from tests.mailkit import make_mail
 
@@ -133,3 +134,18 @@ def test_new_uidvalidity_forgets_import(tmp_path: Path, imap_account: Any, smtp_
     sync_once(config)
 
     assert ["uusi@example.com"] == [row.recipient for row in rows(config, outbox)]
+
+
+def test_sync_deletes_leftover_temporary_files(tmp_path: Path, imap_account: Any, smtp_sink: Any) -> None:
+    """sync --once deletes the temporary file a killed run left in the file store, and no stored file."""
+    imap_account.append(make_mail(sender="asiakas@example.com", subject="Tilaus"))
+    config = load(account_config(tmp_path, imap_account, smtp_sink, existing="all"))
+    folder = config.storage_path / "raw" / "ab"
+    folder.mkdir(parents=True)
+    leftover = folder / f".ab{'0' * 62}.4242.tmp"
+    leftover.write_bytes(b"puolikas")
+
+    sync_once(config)
+
+    assert not leftover.exists()
+    assert 1 == len(rows(config, messages))
