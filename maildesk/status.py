@@ -45,6 +45,9 @@ class FolderStatus:
     error: str | None = None
     failing_since: str | None = None
     failures: int = 0
+    # Highest UID stored, and the UID where an unfinished first import ends (else None).
+    last_uid: int | None = None
+    import_until: int | None = None
 
 
 @dataclass
@@ -100,11 +103,16 @@ def _check_folders(
     now: datetime,
     stale_after: timedelta,
 ) -> None:
-    synced = {row.name: row.last_sync_at for row in connection.execute(select(folders))}
+    synced = {row.name: row for row in connection.execute(select(folders))}
     errors = {row.name: row for row in connection.execute(select(folder_errors))}
     for name in names:
-        last = synced.get(name)
+        row = synced.get(name)
+        last = row.last_sync_at if row is not None else None
         status = FolderStatus(name=name, last_sync_at=_iso(last))
+        if row is not None:
+            status.last_uid = row.last_uid
+            if row.import_until is not None and row.last_uid < row.import_until:
+                status.import_until = row.import_until
         error = errors.get(name)
         if error is not None:
             status.error = error.error

@@ -16,6 +16,7 @@ from sqlalchemy import insert
 
 from faultkit import DaemonProcess, account_config, rows, write_config
 from maildesk.backup import backup_database
+from maildesk import repository as repo
 from maildesk.cli import main
 from maildesk.config import Config, load_config
 from maildesk.db import make_engine, messages, outbox, settings, tickets
@@ -98,6 +99,32 @@ def test_status_never_synced(tmp_path: Path, maildesk: Any) -> None:
 
     assert 3 == result.returncode, result.stderr
     assert "folder INBOX: never synced" in result.stdout
+
+
+def interrupted_import(tmp_path: Path) -> Path:
+    """Write a desk whose first import of INBOX stopped at UID 3 of 7."""
+    config_path = write_config(tmp_path, unused_port(), "tuki", "secret", None)
+    engine = Desk.open(load_config(config_path)).engine
+    with engine.begin() as connection:
+        repo.start_import(connection, "INBOX", 1, 7)
+        repo.save_folder_state(connection, "INBOX", 1, 3, datetime.now(UTC))
+    engine.dispose()
+    return config_path
+
+
+def test_status_shows_unfinished_import(tmp_path: Path, maildesk: Any) -> None:
+    """status names the UID an unfinished first import has stored up to and where it ends."""
+    result = maildesk(interrupted_import(tmp_path), "status")
+
+    assert "first import unfinished: stored up to UID 3 of 7" in result.stdout
+
+
+def test_status_json_import_until(tmp_path: Path, maildesk: Any) -> None:
+    """status --json gives last_uid and import_until of a folder whose first import is unfinished."""
+    report = json.loads(maildesk(interrupted_import(tmp_path), "status", "--json").stdout)
+
+    assert 3 == report["folders"][0]["last_uid"]
+    assert 7 == report["folders"][0]["import_until"]
 
 
 @pytest.mark.dovecot

@@ -72,6 +72,10 @@ def _print_report(report: Any, zone: tzinfo) -> None:
                 last = format_datetime_for_people(folder.last_sync_at, zone)
             state = _("failing: {error}").format(error=folder.error) if folder.error else _("ok")
             print(f"  {folder.name}: " + _("last sync {time}, {state}").format(time=last, state=state))
+            if folder.import_until is not None:
+                print("    " + _("first import unfinished: stored up to UID {last_uid} of {import_until}").format(
+                    last_uid=folder.last_uid, import_until=folder.import_until,
+                ))
     print(
         _("outbox: {queued} queued, {sending} sending, {failed} failed in the last 24 h").format(
             queued=report.outbox_queued, sending=report.outbox_sending,
