@@ -9,15 +9,16 @@ or to leave behind: a database row names a file only after the main process
 has flushed every file with :meth:`FileStore.sync` and committed.
 
 A worker is a plain child process (``python -m maildesk.parseworker``) that
-reads one pickled message at a time from its stdin and writes one result at a
-time to its stdout, so neither side keeps more than the message in hand and
-the results not yet stored. It imports only the parser, and it ends when its
-stdin closes, which also happens when the main process is killed.
+reads pickled messages from its stdin one at a time and writes the pickled
+results of a batch to its stdout when the batch's flush marker arrives, so
+neither side keeps more than a batch. It imports only the parser, and it ends
+when its stdin closes, which also happens when the main process is killed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import os
 import pickle
@@ -45,6 +46,13 @@ KEPT_CONTENT_TYPES = frozenset({"message/rfc822", "message/global"})
 
 # Seconds a closing worker gets to finish the message in hand before it is killed.
 WORKER_EXIT_SECONDS = 10.0
+
+# Size of the pipe buffers to and from a worker, and of the streams over them. 1 MiB is
+# Linux's default /proc/sys/fs/pipe-max-size.
+PIPE_BUFFER_BYTES = 1024 * 1024
+
+# Sent after the messages of a batch: the worker then writes out the results it buffered.
+FLUSH = "flush"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +146,10 @@ class ProcessPreparer:
         if not workers:
             return None
         batch = PreparedBatch(len(items))
-        for index, item in enumerate(items):
-            workers[index % len(workers)].send(batch, index, item)
+        for number, worker in enumerate(workers):
+            share = [(index, items[index]) for index in range(number, len(items), len(workers))]
+            if share:
+                worker.send(batch, share)
         return batch
 
     def collect(
@@ -162,19 +172,23 @@ class _Worker:
     def __init__(self, storage_path: Path, limits: LimitSettings) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "maildesk.parseworker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=PIPE_BUFFER_BYTES,
             # A Ctrl-C on the terminal reaches the whole foreground process group; the
             # main process decides when to stop, and closing stdin ends the worker.
             process_group=0,
         )
         self.pid = self.process.pid
         self.alive = True
-        self._outbox: queue.SimpleQueue[tuple[PreparedBatch, int, IncomingMessage] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[PreparedBatch, list[tuple[int, IncomingMessage]]] | None]
+        self._outbox = queue.SimpleQueue()
         # Messages written to the worker that have no result yet, oldest first.
         self._waiting: deque[tuple[PreparedBatch, int]] = deque()
         self._lock = threading.Lock()
         assert self.process.stdin is not None and self.process.stdout is not None
+        for stream in (self.process.stdin, self.process.stdout):
+            _widen_pipe(stream.fileno())
         _write(self.process.stdin, (str(storage_path), limits))
+        self.process.stdin.flush()
         self._writer = threading.Thread(target=self._write_all, args=(self.process.stdin,), daemon=True,
                                         name=f"parse-worker-{self.pid}-writer")
         self._reader = threading.Thread(target=self._read_all, args=(self.process.stdout,), daemon=True,
@@ -182,8 +196,9 @@ class _Worker:
         self._writer.start()
         self._reader.start()
 
-    def send(self, batch: PreparedBatch, index: int, item: IncomingMessage) -> None:
-        self._outbox.put((batch, index, item))
+    def send(self, batch: PreparedBatch, share: list[tuple[int, IncomingMessage]]) -> None:
+        """Queue ``share``, (index in ``batch``, message) pairs, for the worker."""
+        self._outbox.put((batch, share))
 
     def close(self) -> None:
         # Messages not yet written are dropped; the caller prepares what it still needs.
@@ -193,7 +208,8 @@ class _Worker:
             except queue.Empty:
                 break
             if pending is not None:
-                pending[0].settle(pending[1], None)
+                for index, _item in pending[1]:
+                    pending[0].settle(index, None)
         self._outbox.put(None)
         self._writer.join()
         try:
@@ -205,15 +221,10 @@ class _Worker:
 
     def _write_all(self, stdin: IO[bytes]) -> None:
         try:
-            while (next_item := self._outbox.get()) is not None:
-                batch, index, item = next_item
-                with self._lock:
-                    if not self.alive:
-                        batch.settle(index, None)
-                        continue
-                    self._waiting.append((batch, index))
+            while (queued := self._outbox.get()) is not None:
+                batch, share = queued
                 try:
-                    _write(stdin, item)
+                    self._write_share(stdin, batch, share)
                 except OSError:
                     # The worker ended; the reader settles what it was given.
                     continue
@@ -222,6 +233,19 @@ class _Worker:
                 stdin.close()
             except OSError:
                 pass
+
+    def _write_share(self, stdin: IO[bytes], batch: PreparedBatch, share: list[tuple[int, IncomingMessage]]) -> None:
+        for index, item in share:
+            with self._lock:
+                if not self.alive:
+                    batch.settle(index, None)
+                    continue
+                self._waiting.append((batch, index))
+            _write(stdin, item)
+        # One flush per share: every system call here gives up the GIL, and the
+        # main thread, busy storing, can keep it for the whole switch interval.
+        _write(stdin, FLUSH)
+        stdin.flush()
 
     def _read_all(self, stdout: IO[bytes]) -> None:
         try:
@@ -263,7 +287,18 @@ class _Worker:
 
 def _write(stream: IO[bytes], value: object) -> None:
     pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.flush()
+
+
+def _widen_pipe(descriptor: int) -> None:
+    """Ask Linux for a pipe buffer of PIPE_BUFFER_BYTES, so a batch crosses in few system calls."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    try:
+        fcntl.fcntl(descriptor, set_size, PIPE_BUFFER_BYTES)
+    except OSError as error:
+        # Over /proc/sys/fs/pipe-max-size: the default 64 KiB works, in more system calls.
+        log.debug("cannot widen the parse worker's pipe: %s", error)
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
@@ -274,7 +309,11 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         try:
             item = pickle.load(stdin)
         except EOFError:
+            stdout.flush()
             return
+        if item == FLUSH:
+            stdout.flush()
+            continue
         try:
             reply: tuple[PreparedMessage | None, str] = (prepare_message(item, files, limits), "")
         except Exception:  # noqa: BLE001 - the main process prepares this message itself
