@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from maildesk.config import HoursSettings
+from maildesk.errors import MaildeskError
 from maildesk.publicholidays import holiday_dates, years_around
 
 # How far ahead a search for an open day goes before it gives up. Only a configuration whose
@@ -26,7 +27,7 @@ MIDSUMMER_EVE_FIRST_DAY = 19  # Midsummer Eve is the Friday from 19 to 25 June.
 FRIDAY = 4
 
 
-class ClosedTooLongError(ValueError):
+class ClosedTooLongError(MaildeskError, ValueError):
     """No open business hours within :data:`MAX_SEARCH_DAYS` of a moment."""
 
 

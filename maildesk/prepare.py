@@ -11,8 +11,8 @@ has flushed every file with :meth:`FileStore.sync` and committed.
 A worker is a plain child process (``python -m maildesk.parseworker``) that
 reads pickled messages from its stdin one at a time and writes the pickled
 results of a batch to its stdout when the batch's flush marker arrives, so
-neither side keeps more than a batch. It imports only the parser, and it ends
-when its stdin closes, which also happens when the main process is killed.
+neither side keeps more than a batch. It imports only the parser. It ends
+when its stdin closes, and Linux kills it when the main process dies.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ KEPT_CONTENT_TYPES = frozenset({"message/rfc822", "message/global"})
 
 # Seconds a closing worker gets to finish the message in hand before it is killed.
 WORKER_EXIT_SECONDS = 10.0
+
+# A worker that has messages and sends no result for this long is killed, and the main
+# process prepares its messages. A worker sends its results at least every
+# RESULT_FLUSH_SECONDS, so only a stopped or hung worker, or one message that takes
+# a minute to parse, reaches it.
+WORKER_STALL_SECONDS = 60.0
+STALL_CHECK_SECONDS = 1.0
+RESULT_FLUSH_SECONDS = 1.0
 
 # Size of the pipe buffers to and from a worker, and of the streams over them. 1 MiB is
 # Linux's default /proc/sys/fs/pipe-max-size.
@@ -109,10 +118,10 @@ class PreparedBatch:
             self._missing -= 1
             self._done.notify_all()
 
-    def wait(self) -> list[PreparedMessage | None]:
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every result; return whether all are in."""
         with self._done:
-            self._done.wait_for(lambda: self._missing == 0)
-        return self.results
+            return self._done.wait_for(lambda: self._missing == 0, timeout)
 
 
 class ProcessPreparer:
@@ -158,7 +167,10 @@ class ProcessPreparer:
         """Return the prepared batch (None entries for the caller to prepare), or None for all of it."""
         if submitted is None:
             return None
-        return submitted.wait()
+        while not submitted.wait(STALL_CHECK_SECONDS):
+            for worker in self._workers:
+                worker.stop_if_stalled()
+        return submitted.results
 
     def close(self) -> None:
         workers, self._workers = self._workers, []
@@ -171,7 +183,7 @@ class _Worker:
 
     def __init__(self, storage_path: Path, limits: LimitSettings) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "maildesk.parseworker"],
+            [sys.executable, "-m", "maildesk.parseworker", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=PIPE_BUFFER_BYTES,
             # A Ctrl-C on the terminal reaches the whole foreground process group; the
             # main process decides when to stop, and closing stdin ends the worker.
@@ -183,6 +195,8 @@ class _Worker:
         self._outbox = queue.SimpleQueue()
         # Messages written to the worker that have no result yet, oldest first.
         self._waiting: deque[tuple[PreparedBatch, int]] = deque()
+        # When the worker last took up messages after being idle or sent a result.
+        self._last_progress = time.monotonic()
         self._lock = threading.Lock()
         assert self.process.stdin is not None and self.process.stdout is not None
         for stream in (self.process.stdin, self.process.stdout):
@@ -195,6 +209,18 @@ class _Worker:
                                         name=f"parse-worker-{self.pid}-reader")
         self._writer.start()
         self._reader.start()
+
+    def stop_if_stalled(self) -> None:
+        """Kill the worker when it has messages and sent no result for WORKER_STALL_SECONDS."""
+        with self._lock:
+            stalled_for = time.monotonic() - self._last_progress
+            stalled = self.alive and bool(self._waiting) and stalled_for > WORKER_STALL_SECONDS
+        if stalled:
+            log.warning(
+                "parse worker %d sent no result for %.0f s; stopping it, and the main process "
+                "prepares its messages", self.pid, stalled_for,
+            )
+            self.process.kill()
 
     def send(self, batch: PreparedBatch, share: list[tuple[int, IncomingMessage]]) -> None:
         """Queue ``share``, (index in ``batch``, message) pairs, for the worker."""
@@ -240,6 +266,8 @@ class _Worker:
                 if not self.alive:
                     batch.settle(index, None)
                     continue
+                if not self._waiting:
+                    self._last_progress = time.monotonic()
                 self._waiting.append((batch, index))
             _write(stdin, item)
         # One flush per share: every system call here gives up the GIL, and the
@@ -256,10 +284,12 @@ class _Worker:
                     break
                 with self._lock:
                     batch, index = self._waiting.popleft()
+                    self._last_progress = time.monotonic()
                 if error:
                     log.error("a parse worker failed on a message; preparing it in the main process:\n%s", error)
                 batch.settle(index, result)
-        except Exception:  # noqa: BLE001 - whatever broke, the messages must not be lost
+        except Exception:
+            # Whatever broke, the messages without a result must come back to the caller.
             log.exception("reading from parse worker %d failed", self.pid)
         finally:
             self._stop_reading(stdout)
@@ -305,6 +335,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """Run a worker: read the storage path and limits, then prepare messages until stdin ends."""
     storage_path, limits = pickle.load(stdin)
     files = FileStore(Path(storage_path))
+    flushed_at = time.monotonic()
     while True:
         try:
             item = pickle.load(stdin)
@@ -313,6 +344,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             return
         if item == FLUSH:
             stdout.flush()
+            flushed_at = time.monotonic()
             continue
         try:
             reply: tuple[PreparedMessage | None, str] = (prepare_message(item, files, limits), "")
@@ -321,3 +353,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
             reply = (None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}")
         _write(stdout, reply)
+        # A slow batch sends its results at least every RESULT_FLUSH_SECONDS, which tells the
+        # main process that the worker is not stuck.
+        if time.monotonic() - flushed_at > RESULT_FLUSH_SECONDS:
+            stdout.flush()
+            flushed_at = time.monotonic()

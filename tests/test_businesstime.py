@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -293,3 +294,23 @@ def test_hours_config_invalid(hours: dict[str, object], message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         parse_config({"desk": {"support_address": "tuki@example.fi"}, "hours": hours})
+
+
+def test_closed_forever_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config reports closed dates that leave no open day as an error naming the key, without a traceback."""
+    from maildesk.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[desk]\n"
+        'support_address = "tuki@example.fi"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+        "[hours]\n"
+        'closed_dates = ["2026-01-01..9999-12-31"]\n',
+        encoding="utf-8",
+    )
+
+    code = main(["--config", str(config), "--lang", "en", "check-config"])
+
+    assert 1 == code
+    assert "check [hours] closed_dates" in capsys.readouterr().err

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultkit import DaemonProcess, account_config, rows, write_config
+from servers import SmtpSink, unused_port
 from sqlalchemy import insert
 
-from faultkit import DaemonProcess, account_config, rows, write_config
-from maildesk.backup import backup_database
 from maildesk import repository as repo
+from maildesk.backup import backup_database
 from maildesk.cli import main
 from maildesk.config import Config, load_config
 from maildesk.db import make_engine, messages, outbox, settings, tickets
@@ -25,7 +26,6 @@ from maildesk.ingest import BatchStats
 from maildesk.metrics import Metrics
 from maildesk.service import Desk, sync_once
 from maildesk.status import collect_status
-from servers import SmtpSink, unused_port
 from tests.mailkit import make_mail, message_id_of
 
 
@@ -116,7 +116,7 @@ def test_status_shows_unfinished_import(tmp_path: Path, maildesk: Any) -> None:
     """status names the UID an unfinished first import has stored up to and where it ends."""
     result = maildesk(interrupted_import(tmp_path), "status")
 
-    assert "first import unfinished: stored up to UID 3 of 7" in result.stdout
+    assert "first import unfinished: stored up to UID 3, ends at UID 7" in result.stdout
 
 
 def test_status_json_import_until(tmp_path: Path, maildesk: Any) -> None:
@@ -236,7 +236,7 @@ def test_backup_command_output(desk: Config, tmp_path: Path, maildesk: Any) -> N
     copy = sqlite3.connect(target)
     assert 0 == result.returncode, result.stderr
     assert 1 == copy.execute("SELECT count(*) FROM tickets").fetchone()[0]
-    assert f"back that folder up too" in result.stdout
+    assert "back that folder up too" in result.stdout
     copy.close()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from maildesk import imapsync
+from maildesk import imapsync, prepare
 from maildesk.config import LimitSettings, load_config
 from maildesk.db import attachments, messages, tickets
 from maildesk.message import IncomingMessage
@@ -103,6 +103,26 @@ def test_killed_worker_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert [None] == collected
     assert later is None
     assert "stopped (exit status -9) with 1 message(s) without a result" in caplog.text
+
+
+def test_stalled_worker_is_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that sends no result in time is killed, and collect returns its messages unprepared."""
+    monkeypatch.setattr(prepare, "WORKER_STALL_SECONDS", 0.5)
+    monkeypatch.setattr(prepare, "STALL_CHECK_SECONDS", 0.1)
+    items = [IncomingMessage(raw=make_mail(), folder="INBOX", uid=uid) for uid in (1, 2)]
+    preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
+    try:
+        [pid] = preparer.pids
+        os.kill(pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="maildesk.prepare"):
+            collected = preparer.collect(items, preparer.submit(items))
+    finally:
+        preparer.close()
+
+    assert [None, None] == collected
+    assert f"parse worker {pid} sent no result for" in caplog.text
 
 
 def test_worker_error_leaves_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -202,7 +222,7 @@ def test_large_sync_uses_worker(
 
 WORKER_OWNER = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
     from maildesk.config import LimitSettings
     from maildesk.message import IncomingMessage
@@ -212,17 +232,22 @@ WORKER_OWNER = textwrap.dedent(
         preparer = ProcessPreparer(Path(sys.argv[1]), LimitSettings(), 1)
         items = [IncomingMessage(raw=b"From: a@example.com\\r\\n\\r\\nhei\\r\\n")]
         preparer.collect(items, preparer.submit(items))
+        if sys.argv[2] == "stopped":
+            os.kill(preparer.pids[0], signal.SIGSTOP)
         print(*preparer.pids, flush=True)
         time.sleep(60)
     """
 )
 
 
-def test_worker_ends_with_killed_parent(tmp_path: Path) -> None:
-    """A worker whose main process is killed with SIGKILL ends too."""
+@pytest.mark.parametrize("state", ["idle", "stopped"])
+def test_worker_ends_with_killed_parent(tmp_path: Path, state: str) -> None:
+    """A worker whose main process is killed with SIGKILL ends too, even while it is stopped."""
     script = tmp_path / "owner.py"
     script.write_text(WORKER_OWNER, encoding="utf-8")
-    owner = subprocess.Popen([sys.executable, str(script), str(tmp_path / "files")], stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "files"), state], stdout=subprocess.PIPE, text=True
+    )
     assert owner.stdout is not None
     worker = int(owner.stdout.readline().split()[0])
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from maildesk.purge import DigestSet
+from maildesk.storage import FileStore
 
 
 def digest(text: str) -> str:
@@ -53,3 +55,14 @@ def test_invalid_values_skipped() -> None:
 def test_empty_set_contains_nothing() -> None:
     """An empty set has no members."""
     assert ORDERED[0] not in DigestSet([])
+
+
+def test_store_lists_only_hex_names(tmp_path: Path) -> None:
+    """The file store lists lowercase-hex sha256 names only, so retention never judges other files."""
+    store = FileStore(tmp_path)
+    stored = store.put("raw", b"viesti")
+    folder = tmp_path / "raw" / stored[:2]
+    (folder / ("g" * 64)).write_bytes(b"muu")
+    (folder / stored.upper()).write_bytes(b"iso")
+
+    assert [stored] == list(store.digests("raw"))

@@ -149,3 +149,15 @@ def test_sync_deletes_leftover_temporary_files(tmp_path: Path, imap_account: Any
 
     assert not leftover.exists()
     assert 1 == len(rows(config, messages))
+
+
+def test_other_signal_counts_as_second() -> None:
+    """After a SIGTERM stop request, SIGINT is back to its default action, so a Ctrl-C ends the run."""
+    from maildesk.commands.daemon import _stop_on_signals
+
+    with _stop_on_signals() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        after_term = signal.getsignal(signal.SIGINT)
+
+    assert stop.is_set()
+    assert signal.SIG_DFL == after_term

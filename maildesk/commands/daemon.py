@@ -115,7 +115,9 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
     def request_stop(signum: int, frame: object) -> None:
         stop.signal = signum
         stop.set()
-        signal.signal(signum, signal.SIG_DFL)
+        # Either signal counts as the second one: a Ctrl-C after a SIGTERM ends it too.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_DFL)
         os.write(
             sys.stderr.fileno(),
             (_("stopping after the current batch; send the signal again to stop at once") + "\n").encode(),

@@ -73,7 +73,7 @@ def _print_report(report: Any, zone: tzinfo) -> None:
             state = _("failing: {error}").format(error=folder.error) if folder.error else _("ok")
             print(f"  {folder.name}: " + _("last sync {time}, {state}").format(time=last, state=state))
             if folder.import_until is not None:
-                print("    " + _("first import unfinished: stored up to UID {last_uid} of {import_until}").format(
+                print("    " + _("first import unfinished: stored up to UID {last_uid}, ends at UID {import_until}").format(
                     last_uid=folder.last_uid, import_until=folder.import_until,
                 ))
     print(
