@@ -237,7 +237,11 @@ class _Worker:
                 for index, _item in pending[1]:
                     pending[0].settle(index, None)
         self._outbox.put(None)
-        self._writer.join()
+        self._writer.join(WORKER_EXIT_SECONDS)
+        if self._writer.is_alive():
+            # The worker does not read: killing it ends the writer's blocked write.
+            self.process.kill()
+            self._writer.join()
         try:
             self.process.wait(timeout=WORKER_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -261,7 +265,7 @@ class _Worker:
                 pass
 
     def _write_share(self, stdin: IO[bytes], batch: PreparedBatch, share: list[tuple[int, IncomingMessage]]) -> None:
-        for index, item in share:
+        for position, (index, item) in enumerate(share):
             with self._lock:
                 if not self.alive:
                     batch.settle(index, None)
@@ -269,7 +273,13 @@ class _Worker:
                 if not self._waiting:
                     self._last_progress = time.monotonic()
                 self._waiting.append((batch, index))
-            _write(stdin, item)
+            try:
+                _write(stdin, item)
+            except OSError:
+                # The reader settles the messages written so far; the rest come back unprepared.
+                for later, _item in share[position + 1:]:
+                    batch.settle(later, None)
+                raise
         # One flush per share: every system call here gives up the GIL, and the
         # main thread, busy storing, can keep it for the whole switch interval.
         _write(stdin, FLUSH)

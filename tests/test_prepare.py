@@ -125,6 +125,23 @@ def test_stalled_worker_is_stopped(
     assert f"parse worker {pid} sent no result for" in caplog.text
 
 
+def test_close_ends_stopped_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close returns although a stopped worker leaves a batch unread in a full pipe."""
+    monkeypatch.setattr(prepare, "WORKER_EXIT_SECONDS", 0.5)
+    # More than the two 1 MiB buffers and the pipe between them can take.
+    items = [IncomingMessage(raw=make_mail(body="x" * 200_000), folder="INBOX", uid=uid) for uid in range(20)]
+    preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
+    [pid] = preparer.pids
+    os.kill(pid, signal.SIGSTOP)
+    submitted = preparer.submit(items)
+
+    preparer.close()
+
+    assert submitted is not None
+    assert [None] * 20 == submitted.results
+    assert not _alive(pid)
+
+
 def test_worker_error_leaves_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A message the worker fails on comes back as None, and the worker keeps running."""
     blocked = tmp_path / "not-a-folder"
