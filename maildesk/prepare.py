@@ -363,8 +363,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
             reply = (None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}")
         _write(stdout, reply)
-        # A slow batch sends its results at least every RESULT_FLUSH_SECONDS, which tells the
-        # main process that the worker is not stuck.
+        # A slow batch sends its results at least every RESULT_FLUSH_SECONDS, and the main
+        # process's stall check counts each result as progress.
         if time.monotonic() - flushed_at > RESULT_FLUSH_SECONDS:
             stdout.flush()
             flushed_at = time.monotonic()
