@@ -23,7 +23,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_parent(int(sys.argv[1]))
-    # Results are written out at each batch's flush marker, not one system call per message.
+    # Buffers of a batch's size: a batch and its results cross in few system calls.
     results = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=PIPE_BUFFER_BYTES)
     requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=PIPE_BUFFER_BYTES)
     # Anything else written to stdout, from Python or from C, goes to stderr.

@@ -9,10 +9,10 @@ or to leave behind: a database row names a file only after the main process
 has flushed every file with :meth:`FileStore.sync` and committed.
 
 A worker is a plain child process (``python -m maildesk.parseworker``) that
-reads pickled messages from its stdin one at a time and writes the pickled
-results of a batch to its stdout when the batch's flush marker arrives, so
-neither side keeps more than a batch. It imports only the parser. It ends
-when its stdin closes, and Linux kills it when the main process dies.
+reads a pickled batch from its stdin, prepares its messages one at a time,
+dropping each raw message once it is on disk, and writes the results back as
+one pickle. It imports only the parser. It ends when its stdin closes, and
+Linux kills it when the main process dies.
 """
 
 from __future__ import annotations
@@ -59,9 +59,6 @@ RESULT_FLUSH_SECONDS = 1.0
 # Size of the pipe buffers to and from a worker, and of the streams over them. 1 MiB is
 # Linux's default /proc/sys/fs/pipe-max-size.
 PIPE_BUFFER_BYTES = 1024 * 1024
-
-# Sent after the messages of a batch: the worker then writes out the results it buffered.
-FLUSH = "flush"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +113,8 @@ class PreparedBatch:
         with self._done:
             self.results[index] = result
             self._missing -= 1
-            self._done.notify_all()
+            if self._missing == 0:
+                self._done.notify_all()
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every result; return whether all are in."""
@@ -265,39 +263,33 @@ class _Worker:
                 pass
 
     def _write_share(self, stdin: IO[bytes], batch: PreparedBatch, share: list[tuple[int, IncomingMessage]]) -> None:
-        for position, (index, item) in enumerate(share):
-            with self._lock:
-                if not self.alive:
+        # One pickle per share, written in few system calls: each call gives up the GIL,
+        # and the main thread, busy storing, can keep it for a whole switch interval.
+        with self._lock:
+            if not self.alive:
+                for index, _item in share:
                     batch.settle(index, None)
-                    continue
-                if not self._waiting:
-                    self._last_progress = time.monotonic()
-                self._waiting.append((batch, index))
-            try:
-                _write(stdin, item)
-            except OSError:
-                # The reader settles the messages written so far; the rest come back unprepared.
-                for later, _item in share[position + 1:]:
-                    batch.settle(later, None)
-                raise
-        # One flush per share: every system call here gives up the GIL, and the
-        # main thread, busy storing, can keep it for the whole switch interval.
-        _write(stdin, FLUSH)
-        stdin.flush()
+                return
+            if not self._waiting:
+                self._last_progress = time.monotonic()
+            self._waiting.extend((batch, index) for index, _item in share)
+        # If the write fails, the reader settles every message of the share.
+        _send(stdin, [item for _index, item in share])
 
     def _read_all(self, stdout: IO[bytes]) -> None:
         try:
             while True:
                 try:
-                    result, error = pickle.load(stdout)
+                    replies = pickle.load(stdout)
                 except EOFError:
                     break
                 with self._lock:
-                    batch, index = self._waiting.popleft()
+                    targets = [self._waiting.popleft() for _reply in replies]
                     self._last_progress = time.monotonic()
-                if error:
-                    log.error("a parse worker failed on a message; preparing it in the main process:\n%s", error)
-                batch.settle(index, result)
+                for (batch, index), (result, error) in zip(targets, replies, strict=True):
+                    if error:
+                        log.error("a parse worker failed on a message; preparing it in the main process:\n%s", error)
+                    batch.settle(index, result)
         except Exception:
             # Whatever broke, the messages without a result must come back to the caller.
             log.exception("reading from parse worker %d failed", self.pid)
@@ -342,29 +334,40 @@ def _widen_pipe(descriptor: int) -> None:
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """Run a worker: read the storage path and limits, then prepare messages until stdin ends."""
+    """Run a worker: read the storage path and limits, then prepare batches until stdin ends."""
     storage_path, limits = pickle.load(stdin)
     files = FileStore(Path(storage_path))
-    flushed_at = time.monotonic()
     while True:
         try:
-            item = pickle.load(stdin)
+            items: list[IncomingMessage | None] = pickle.load(stdin)
         except EOFError:
-            stdout.flush()
             return
-        if item == FLUSH:
-            stdout.flush()
-            flushed_at = time.monotonic()
-            continue
-        try:
-            reply: tuple[PreparedMessage | None, str] = (prepare_message(item, files, limits), "")
-        except Exception:  # noqa: BLE001 - the main process prepares this message itself
-            import traceback
+        replies: list[tuple[PreparedMessage | None, str]] = []
+        sent_at = time.monotonic()
+        for position, item in enumerate(items):
+            assert item is not None
+            # The raw bytes of a prepared message are on disk: drop them here.
+            items[position] = None
+            replies.append(_prepare_reply(item, files, limits))
+            # A slow batch sends its results at least every RESULT_FLUSH_SECONDS, and the
+            # main process's stall check counts each result as progress.
+            if time.monotonic() - sent_at > RESULT_FLUSH_SECONDS:
+                _send(stdout, replies)
+                replies, sent_at = [], time.monotonic()
+        _send(stdout, replies)
 
-            reply = (None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}")
-        _write(stdout, reply)
-        # A slow batch sends its results at least every RESULT_FLUSH_SECONDS, and the main
-        # process's stall check counts each result as progress.
-        if time.monotonic() - flushed_at > RESULT_FLUSH_SECONDS:
-            stdout.flush()
-            flushed_at = time.monotonic()
+
+def _prepare_reply(
+    item: IncomingMessage, files: FileStore, limits: LimitSettings
+) -> tuple[PreparedMessage | None, str]:
+    try:
+        return prepare_message(item, files, limits), ""
+    except Exception:  # noqa: BLE001 - the main process prepares this message itself
+        import traceback
+
+        return None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}"
+
+
+def _send(stream: IO[bytes], value: object) -> None:
+    _write(stream, value)
+    stream.flush()
