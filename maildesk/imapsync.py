@@ -218,7 +218,7 @@ class MailboxSync:
                 stats = self._ingest(folder, uidvalidity, batch, items, prepared, options, should_stop)
                 total.add(stats)
                 if progress is not None:
-                    progress.advance(len(batch))
+                    progress.advance(handled_count(batch, stats))
                 if stats.stopped:
                     total.stopped = True
                     return
@@ -407,6 +407,15 @@ class MailboxSync:
         for item in items:
             if item.received_at is not None:
                 self.on_lag(max(0.0, (now - item.received_at).total_seconds()))
+
+
+def handled_count(batch: Sequence[tuple[int, int]], stats: BatchStats) -> int:
+    """Return how many messages of ``batch`` were handled: all, or up to the UID where it stopped."""
+    if not stats.stopped:
+        return len(batch)
+    if stats.last_uid is None:
+        return 0
+    return sum(1 for uid, _size in batch if uid <= stats.last_uid)
 
 
 @contextmanager

@@ -64,3 +64,19 @@ def big_mail(size: int) -> bytes:
     line = b"Liitteena kuvat paketista, joka tuli rikki perille. Terveisin Maija Asiakas\r\n"
     head = make_mail(body="Kuvat liitteena.").split(b"\n\n", 1)[0].replace(b"\n", b"\r\n")
     return head + b"\r\n\r\n" + line * (size // len(line))
+
+
+def test_progress_counts_stopped_batch() -> None:
+    """A batch that stopped counts only the messages up to its last stored UID."""
+    from maildesk.ingest import BatchStats
+
+    batch = [(11, 100), (12, 100), (13, 100), (14, 100)]
+
+    assert 2 == imapsync.handled_count(batch, BatchStats(stopped=True, last_uid=12))
+
+
+def test_progress_counts_whole_batch() -> None:
+    """A batch that ran to its end counts all of its messages."""
+    from maildesk.ingest import BatchStats
+
+    assert 3 == imapsync.handled_count([(1, 5), (2, 5), (3, 5)], BatchStats(last_uid=3))
