@@ -26,7 +26,7 @@ from email.utils import getaddresses
 
 from maildesk.errors import MessageParseError
 from maildesk.message import Address, ParsedMessage
-from maildesk.parsing import parse_message
+from maildesk.parsing import FORWARDED_TYPES, parse_message
 
 # Forward prefixes: English, Finnish (VL), Swedish (VB), German (WG), French (TR),
 # Dutch (Doorst), Spanish and Portuguese (RV, ENC).
@@ -49,7 +49,6 @@ _HEADER_LINE = re.compile(r"^[\s>*]*([^\W\d_]+)\s*\*?\s*[:\uff1a]\s*\*?\s*(.*?)\
 _MAILTO = re.compile(r"\[mailto:([^\]\s]+)\]", re.IGNORECASE)
 # How many lines after From the rest of the header block may start.
 _BLOCK_LINES = 8
-_ATTACHED_MESSAGE_TYPES = ("message/rfc822", "message/global")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,7 @@ def looks_like_forward(parsed: ParsedMessage) -> bool:
     """
     if FORWARD_SUBJECT.match(parsed.subject):
         return True
-    if any(a.content_type in _ATTACHED_MESSAGE_TYPES for a in parsed.attachments):
+    if any(a.content_type in FORWARDED_TYPES for a in parsed.attachments):
         return True
     return bool(_FORWARD_MARKER.search(parsed.text[:4000]))
 
@@ -81,7 +80,7 @@ def find_forwarded(parsed: ParsedMessage) -> ForwardedMail | None:
     if not looks_like_forward(parsed):
         return None
     for attachment in parsed.attachments:
-        if attachment.content_type not in _ATTACHED_MESSAGE_TYPES:
+        if attachment.content_type not in FORWARDED_TYPES:
             continue
         try:
             inner = parse_message(attachment.content)

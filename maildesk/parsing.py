@@ -82,7 +82,7 @@ _MAX_DESCRIPTION_NAME = 80
 # type "/" subtype, each an RFC 2045 token (lower-case, as get_content_type returns it).
 _CONTENT_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+")
 
-_FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
+FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _EXTENSIONS = {
     "text/calendar": ".ics",
@@ -633,7 +633,7 @@ def _message_attachment(
     """Keep a message/* part whole: a forwarded mail becomes one .eml attachment."""
     content = _message_bytes(part, linesep, defects)
     name = _part_filename(part, defects)
-    if name is None and content_type in _FORWARDED_TYPES:
+    if name is None and content_type in FORWARDED_TYPES:
         inner = BytesHeaderParser(policy=compat32).parsebytes(content)
         subject = decode_header_value(raw_header(inner, "Subject") or "", defects)
         name = f"{subject}.eml" if subject else None
