@@ -214,7 +214,7 @@ class MailboxSync:
                 if not pending:
                     break
                 batch, items, submitted = pending.popleft()
-                prepared = preparer.collect(items, submitted) if preparer else None
+                prepared = preparer.collect(submitted) if preparer else None
                 stats = self._ingest(folder, uidvalidity, batch, items, prepared, options, should_stop)
                 total.add(stats)
                 if progress is not None:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,13 +38,10 @@ from maildesk.config import LimitSettings
 from maildesk.errors import MessageParseError
 from maildesk.limits import trim_for_ticket
 from maildesk.message import IncomingMessage, ParsedMessage
-from maildesk.parsing import parse_message
+from maildesk.parsing import FORWARDED_TYPES, parse_message
 from maildesk.storage import FileStore
 
 log = logging.getLogger(__name__)
-
-# Attachments whose bytes ingest reads after preparing: a forwarded mail is parsed again.
-KEPT_CONTENT_TYPES = frozenset({"message/rfc822", "message/global"})
 
 # Seconds a closing worker gets to finish the message in hand before it is killed.
 WORKER_EXIT_SECONDS = 10.0
@@ -89,7 +87,8 @@ def prepare_message(item: IncomingMessage, files: FileStore, limits: LimitSettin
                 attachment,
                 stored_sha256=files.put("attachments", attachment.content),
                 stored_size=len(attachment.content),
-                content=attachment.content if attachment.content_type in KEPT_CONTENT_TYPES else b"",
+                # Ingest parses an attached message again when it looks for a forward.
+                content=attachment.content if attachment.content_type in FORWARDED_TYPES else b"",
             )
             for attachment in parsed.attachments
         )
@@ -159,9 +158,7 @@ class ProcessPreparer:
                 worker.send(batch, share)
         return batch
 
-    def collect(
-        self, items: Sequence[IncomingMessage], submitted: PreparedBatch | None
-    ) -> list[PreparedMessage | None] | None:
+    def collect(self, submitted: PreparedBatch | None) -> list[PreparedMessage | None] | None:
         """Return the prepared batch (None entries for the caller to prepare), or None for all of it."""
         if submitted is None:
             return None
@@ -199,8 +196,7 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         for stream in (self.process.stdin, self.process.stdout):
             _widen_pipe(stream.fileno())
-        _write(self.process.stdin, (str(storage_path), limits))
-        self.process.stdin.flush()
+        _send(self.process.stdin, (str(storage_path), limits))
         self._writer = threading.Thread(target=self._write_all, args=(self.process.stdin,), daemon=True,
                                         name=f"parse-worker-{self.pid}-writer")
         self._reader = threading.Thread(target=self._read_all, args=(self.process.stdout,), daemon=True,
@@ -240,12 +236,16 @@ class _Worker:
             # The worker does not read: killing it ends the writer's blocked write.
             self.process.kill()
             self._writer.join()
+        self._reap()
+        self._reader.join()
+
+    def _reap(self) -> int:
+        """Wait up to WORKER_EXIT_SECONDS for the worker to exit, kill it after that, and return its status."""
         try:
-            self.process.wait(timeout=WORKER_EXIT_SECONDS)
+            return self.process.wait(timeout=WORKER_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
-        self._reader.join()
+            return self.process.wait()
 
     def _write_all(self, stdin: IO[bytes]) -> None:
         try:
@@ -304,21 +304,13 @@ class _Worker:
         stdout.close()
         for batch, index in without_result:
             batch.settle(index, None)
-        try:
-            # Its stdout closed, so the worker is ending, or it wrote something else there.
-            returncode = self.process.wait(timeout=WORKER_EXIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            returncode = self.process.wait()
-        if was_alive and (without_result or returncode not in (None, 0)):
+        # Its stdout closed, so the worker is ending, or it wrote something else there.
+        returncode = self._reap()
+        if was_alive and (without_result or returncode != 0):
             log.warning(
                 "parse worker %d stopped (exit status %s) with %d message(s) without a result; "
                 "the main process prepares them", self.pid, returncode, len(without_result),
             )
-
-
-def _write(stream: IO[bytes], value: object) -> None:
-    pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _widen_pipe(descriptor: int) -> None:
@@ -363,11 +355,9 @@ def _prepare_reply(
     try:
         return prepare_message(item, files, limits), ""
     except Exception:  # noqa: BLE001 - the main process prepares this message itself
-        import traceback
-
         return None, f"folder={item.folder} UID={item.uid}\n{traceback.format_exc()}"
 
 
 def _send(stream: IO[bytes], value: object) -> None:
-    _write(stream, value)
+    pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
     stream.flush()

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from datetime import MAXYEAR, MINYEAR, date
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CHILD_MODULE = "maildesk.publicholidays"
 
@@ -96,8 +96,8 @@ def _cached_holiday_dates(
     try:
         return _run_child(country, first_year, last_year, interpreter)
     except ChildFailedError as error:
-        logger.warning(
-            "Public holidays of %s for %d-%d: child process failed: %s. Computing them in "
+        log.warning(
+            "public holidays of %s for %d-%d: child process failed: %s. Computing them in "
             "this process, which imports every country module of the holidays package. "
             "Check that '%s -m %s %s %d %d' prints dates.",
             country,

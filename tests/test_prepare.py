@@ -74,7 +74,7 @@ def test_worker_prepares_batch(tmp_path: Path) -> None:
     items = [IncomingMessage(raw=raw, folder="INBOX", uid=1)]
     preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
     try:
-        from_worker = preparer.collect(items, preparer.submit(items))
+        from_worker = preparer.collect(preparer.submit(items))
     finally:
         preparer.close()
 
@@ -88,14 +88,14 @@ def test_killed_worker_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     items = [IncomingMessage(raw=make_mail(), folder="INBOX", uid=1)]
     preparer = ProcessPreparer(tmp_path / "files", LimitSettings(), 1)
     try:
-        preparer.collect(items, preparer.submit(items))
+        preparer.collect(preparer.submit(items))
         [pid] = preparer.pids
         # Stopped, the worker takes the message but cannot return a result before it is killed.
         os.kill(pid, signal.SIGSTOP)
         with caplog.at_level(logging.WARNING, logger="maildesk.prepare"):
             submitted = preparer.submit(items)
             os.kill(pid, signal.SIGKILL)
-            collected = preparer.collect(items, submitted)
+            collected = preparer.collect(submitted)
             later = preparer.submit(items)
     finally:
         preparer.close()
@@ -117,7 +117,7 @@ def test_stalled_worker_is_stopped(
         [pid] = preparer.pids
         os.kill(pid, signal.SIGSTOP)
         with caplog.at_level(logging.WARNING, logger="maildesk.prepare"):
-            collected = preparer.collect(items, preparer.submit(items))
+            collected = preparer.collect(preparer.submit(items))
     finally:
         preparer.close()
 
@@ -150,7 +150,7 @@ def test_worker_error_leaves_message(tmp_path: Path, caplog: pytest.LogCaptureFi
     preparer = ProcessPreparer(blocked, LimitSettings(), 1)
     try:
         with caplog.at_level(logging.ERROR, logger="maildesk.prepare"):
-            first = preparer.collect(items, preparer.submit(items))
+            first = preparer.collect(preparer.submit(items))
         alive = preparer.pids
     finally:
         preparer.close()
@@ -248,7 +248,7 @@ WORKER_OWNER = textwrap.dedent(
     if __name__ == "__main__":
         preparer = ProcessPreparer(Path(sys.argv[1]), LimitSettings(), 1)
         items = [IncomingMessage(raw=b"From: a@example.com\\r\\n\\r\\nhei\\r\\n")]
-        preparer.collect(items, preparer.submit(items))
+        preparer.collect(preparer.submit(items))
         if sys.argv[2] == "stopped":
             os.kill(preparer.pids[0], signal.SIGSTOP)
         print(*preparer.pids, flush=True)
